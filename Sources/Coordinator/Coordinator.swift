@@ -1,0 +1,1 @@
+// The coordinator: the CTNAS search loop, worker table and job ledger.

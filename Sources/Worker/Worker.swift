@@ -1,0 +1,1 @@
+// The worker: executes jobs with the Engine.

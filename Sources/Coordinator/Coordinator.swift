@@ -1,1 +1,0 @@
-// The coordinator: the CTNAS search loop, worker table and job ledger.

@@ -1,0 +1,1 @@
+// The CTNAS search written against JobRunner.

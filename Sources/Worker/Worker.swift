@@ -1,1 +1,0 @@
-// The worker: executes jobs with the Engine.

@@ -1,1 +1,0 @@
-// The CTNAS search written against JobRunner.

@@ -1,0 +1,64 @@
+/// Everything that determines a search's result. Two runs with equal options on the same table
+/// end with the same state digest, however many workers they had.
+public struct SearchOptions: Codable, Sendable, Equatable {
+    public var preset: String = "default"
+    public var seed: UInt64 = 1
+    /// Labelled cells the search may query (the original code's trainset_size).
+    public var queries: Int = 423
+    public var validationCells: Int = 100
+    public var comparatorEpochs: Int = 1000
+    public var comparatorBatch: Int = 256
+    public var comparatorLearningRate: Float = 2e-4
+    public var iterations: Int = 10_000
+    public var samplesPerUpdate: Int = 1
+    public var controllerLearningRate: Float = 2e-4
+    public var entropyCoefficient: Float = 5e-4
+    /// Global-norm clip of the controller gradient; nil as in the original code.
+    public var controllerGradientClip: Float? = nil
+    /// Subtract the mean reward of an update's samples (only meaningful with several samples).
+    public var meanRewardBaseline: Bool = false
+    public var baselineEvery: Int = 500
+    public var deriveSamples: Int = 10
+    public var exploreEvery: Int = 100
+    /// Pseudo-labelled pairs per labelled pair in a comparator batch (the original pseudo_ratio).
+    public var pseudoRatio: Double = 1.0
+    /// Pairs added to the pseudo-label pool per exploration after the first.
+    public var explorePairs: Int = 100
+    /// Start the curriculum from the best labelled cell instead of a uniform sample.
+    public var startFromBestLabelled: Bool = false
+    /// Comparator tau is measured every this many pre-training epochs (and at the end).
+    public var evaluateEvery: Int = 100
+    /// Jobs per batch: fixed by this setting, never by the number of workers.
+    public var shards: Int = 8
+
+    public init() {}
+
+    /// The schedule of the paper and the original code.
+    public static var paper: SearchOptions {
+        var o = SearchOptions()
+        o.preset = "paper"
+        return o
+    }
+
+    public static func named(_ name: String) -> SearchOptions? {
+        switch name {
+        case "paper": return .paper
+        case "default": return SearchOptions()
+        default: return nil
+        }
+    }
+
+    /// A problem with the options, or nil when they make a runnable search.
+    public var problem: String? {
+        if queries < 2 { return "--queries must be at least 2" }
+        if validationCells < 2 { return "validation cells must be at least 2" }
+        if comparatorBatch < 1 { return "comparator batch must be positive" }
+        if comparatorEpochs < 0 || iterations < 0 { return "epochs and iterations must not be negative" }
+        if samplesPerUpdate < 1 { return "--samples-per-update must be at least 1" }
+        if baselineEvery < 1 || exploreEvery < 1 || evaluateEvery < 1 { return "--baseline-every, --explore-every and evaluation frequency must be positive" }
+        if deriveSamples < 1 { return "derive samples must be positive" }
+        if shards < 1 || shards > 4096 { return "--shards must be in 1...4096" }
+        if pseudoRatio < 0 { return "pseudo ratio must not be negative" }
+        return nil
+    }
+}

@@ -1,0 +1,44 @@
+import Foundation
+import Engine
+import Coordinator
+import Worker
+
+enum TrainComparator {
+    static let spec = CommandSpec(name: "train-comparator", summary: "Train the comparator (NAC) on the labelled cells and print its validation Kendall tau.", options: [
+        .value("--data", "PATH", DataLocation.defaultNASBench101, "benchmark table"),
+        .value("--seed", "N", "1", "seed of the split, initialisation and batches"),
+        .value("--epochs", "E", "1000", "training epochs"),
+        .value("--queries", "N", "423", "labelled training cells"),
+        .value("--threads", "N", "1", "threads computing gradient shards"),
+        .value("--shards", "N", "8", "gradient shards per batch (results do not depend on --threads)"),
+        .flag("--json", "print one JSON object instead of text"),
+    ])
+
+    static func run(_ args: ParsedArguments) throws -> Int32 {
+        let (space, _) = try DataLocation.loadSpace(args.string("--data"))
+        var options = SearchOptions.paper
+        options.seed = UInt64(try args.int("--seed")!)
+        options.comparatorEpochs = try args.int("--epochs", in: 1...1_000_000)!
+        options.queries = try args.int("--queries", in: 2...space.cellCount)!
+        options.shards = try args.int("--shards", in: 1...4096)!
+        let threads = try args.int("--threads", in: 1...256)!
+        let json = args.has("--json")
+        let runner = DirectRunner(executor: JobExecutor(space: space), threads: threads)
+        let search = Search(space: space, state: SearchState(space: space, options: options), runner: runner) { event in
+            if !json, let tau = event["kendall_tau"]?.doubleValue, let epoch = event["epoch"]?.intValue {
+                print("epoch \(epoch): loss \(String(format: "%.4f", event["loss"]?.doubleValue ?? .nan)), kendall tau \(String(format: "%.4f", tau))")
+            }
+        }
+        let start = Date()
+        while search.state.epoch < options.comparatorEpochs { _ = try search.step() }
+        let seconds = Date().timeIntervalSince(start)
+        let tau = search.state.lastTau
+        if json {
+            print(jsonLine([("kendall_tau", tau), ("seed", Int(options.seed)), ("epochs", options.comparatorEpochs),
+                            ("queries", options.queries), ("seconds", seconds)]))
+        } else {
+            print("validation kendall tau \(String(format: "%.4f", tau)) after \(options.comparatorEpochs) epochs (\(String(format: "%.1f", seconds)) s)")
+        }
+        return 0
+    }
+}

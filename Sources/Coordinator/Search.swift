@@ -115,12 +115,17 @@ public final class Search {
         while start < order.count {
             let batch = Array(order[start..<min(start + options.comparatorBatch, order.count)])
             start += batch.count
-            let partner = state.generator.permutation(batch.count)
             var pairs = [(Int, Int)](), targets = [Float]()
-            for (k, row) in batch.enumerated() {
-                let other = batch[partner[k]]
+            func add(_ row: Int, _ other: Int) {
                 pairs.append((row, other))
                 targets.append(space.label(ofRow: row) > space.label(ofRow: other) ? 1 : 0)
+            }
+            switch options.comparatorPairing {
+            case .shuffledPartner:
+                let partner = state.generator.permutation(batch.count)
+                for (k, row) in batch.enumerated() { add(row, batch[partner[k]]) }
+            case .allPairs:
+                for row in batch { for other in batch where other != row { add(row, other) } }
             }
             if pseudo && !state.pseudoPool.isEmpty {
                 let wanted = min(Int(Double(batch.count) * options.pseudoRatio), state.pseudoPool.count)

@@ -9,6 +9,10 @@ public struct SearchOptions: Codable, Sendable, Equatable {
     public var comparatorEpochs: Int = 1000
     public var comparatorBatch: Int = 256
     public var comparatorLearningRate: Float = 2e-4
+    /// How a batch's labelled cells are paired: each with one shuffled partner (the original
+    /// code), or every ordered pair of distinct cells (same embeddings, far more comparisons).
+    public var comparatorPairing: Pairing = .shuffledPartner
+    public enum Pairing: String, Codable, Sendable { case shuffledPartner = "partner", allPairs = "all" }
     public var iterations: Int = 10_000
     public var samplesPerUpdate: Int = 1
     public var controllerLearningRate: Float = 2e-4

@@ -9,6 +9,8 @@ enum TrainComparator {
         .value("--seed", "N", "1", "seed of the split, initialisation and batches"),
         .value("--epochs", "E", "1000", "training epochs"),
         .value("--queries", "N", "423", "labelled training cells"),
+        .value("--pairing", "KIND", "partner", "partner: each cell against one shuffled partner (original); all: every ordered pair in a batch"),
+        .value("--lr", "RATE", "0.0002", "Adam learning rate"),
         .value("--threads", "N", "1", "threads computing gradient shards"),
         .value("--shards", "N", "8", "gradient shards per batch (results do not depend on --threads)"),
         .flag("--json", "print one JSON object instead of text"),
@@ -22,6 +24,11 @@ enum TrainComparator {
         options.queries = try args.int("--queries", in: 2...space.cellCount)!
         options.shards = try args.int("--shards", in: 1...4096)!
         let threads = try args.int("--threads", in: 1...256)!
+        guard let pairing = SearchOptions.Pairing(rawValue: args.string("--pairing")!) else {
+            throw UsageError(message: "option --pairing expects partner or all")
+        }
+        options.comparatorPairing = pairing
+        options.comparatorLearningRate = Float(try args.double("--lr")!)
         let json = args.has("--json")
         let runner = DirectRunner(executor: JobExecutor(space: space), threads: threads)
         let search = Search(space: space, state: SearchState(space: space, options: options), runner: runner) { event in

@@ -4,6 +4,9 @@ import Engine
 nonisolated(unsafe) let commands: [(spec: CommandSpec, run: (ParsedArguments) throws -> Int32)] = [
     (CheckData.spec, CheckData.run),
     (TrainComparator.spec, TrainComparator.run),
+    (SearchCommands.searchSpec, SearchCommands.runSearch),
+    (SearchCommands.coordinatorSpec, SearchCommands.runCoordinator),
+    (SearchCommands.workerSpec, SearchCommands.runWorker),
     (Bench.spec, Bench.run),
 ]
 

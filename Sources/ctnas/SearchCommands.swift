@@ -1,0 +1,146 @@
+import Foundation
+import Engine
+import Protocol
+import Coordinator
+import Worker
+
+/// `ctnas search` (coordinator + worker threads in this process) and `ctnas coordinator`
+/// (remote workers only) run the same search through the same ClusterRunner.
+enum SearchCommands {
+    static let scheduleOptions: [OptionSpec] = [
+        .value("--data", "PATH", DataLocation.defaultNASBench101, "benchmark table"),
+        .value("--output", "DIR", "runs/search-seed<seed>", "folder for result.json and metrics.jsonl"),
+        .value("--preset", "NAME", "default", "schedule: paper (1000 epochs, 10,000 iterations of one sample, baseline every 500, exploration every 100) or default"),
+        .value("--seed", "N", "1", "seed of everything random"),
+        .value("--queries", "N", "423", "labelled cells the search may query"),
+        .value("--comparator-epochs", "E", "preset", "comparator pre-training epochs"),
+        .value("--iterations", "N", "preset", "controller iterations"),
+        .value("--samples-per-update", "N", "preset", "controller samples per policy update"),
+        .value("--baseline-every", "N", "preset", "iterations between baseline updates"),
+        .value("--explore-every", "N", "preset", "iterations between data explorations (pseudo-labels + comparator re-training)"),
+        .value("--shards", "N", "8", "jobs per batch; fixed, so results do not depend on the number of workers"),
+        .flag("--quiet", "print only the final summary"),
+    ]
+
+    static let searchSpec = CommandSpec(name: "search", summary: "Run a CTNAS search with worker threads in this process (and remote workers with --listen).",
+        options: scheduleOptions + [
+            .value("--workers", "N", "number of cores", "worker threads in this process"),
+            .value("--listen", "ENDPOINT", nil, "also accept remote workers, e.g. tcp://127.0.0.1:5555"),
+        ])
+
+    static let coordinatorSpec = CommandSpec(name: "coordinator", summary: "Run a CTNAS search on remote workers (ctnas worker --connect ...).",
+        options: scheduleOptions + [
+            .value("--listen", "ENDPOINT", "tcp://127.0.0.1:5555", "where workers connect"),
+            .value("--min-workers", "N", "1", "workers to wait for before starting"),
+        ])
+
+    static let workerSpec = CommandSpec(name: "worker", summary: "Serve a coordinator: compute scoring and gradient jobs.", options: [
+        .value("--connect", "ENDPOINT", nil, "coordinator endpoint, e.g. tcp://10.0.0.1:5555 (required)"),
+        .value("--threads", "N", "1", "jobs computed at once"),
+        .value("--id", "NAME", "<host>-<pid>", "worker name in the coordinator's log"),
+        .value("--space", "NAME", "nasbench101", "search space of the coordinator"),
+    ])
+
+    static func searchOptions(_ args: ParsedArguments, cellCount: Int) throws -> SearchOptions {
+        guard var o = SearchOptions.named(args.string("--preset")!) else {
+            throw UsageError(message: "option --preset expects paper or default")
+        }
+        o.seed = UInt64(try args.int("--seed")!)
+        o.queries = try args.int("--queries", in: 2...max(2, cellCount - 100))!
+        o.shards = try args.int("--shards", in: 1...4096)!
+        func override(_ name: String, _ apply: (Int) -> Void, range: ClosedRange<Int> = 1...100_000_000) throws {
+            if args.given(name) { apply(try args.int(name, in: range)!) }
+        }
+        try override("--comparator-epochs", { o.comparatorEpochs = $0 }, range: 0...100_000_000)
+        try override("--iterations", { o.iterations = $0 }, range: 0...100_000_000)
+        try override("--samples-per-update", { o.samplesPerUpdate = $0 })
+        try override("--baseline-every", { o.baselineEvery = $0 })
+        try override("--explore-every", { o.exploreEvery = $0 })
+        if let problem = o.problem { throw UsageError(message: problem) }
+        return o
+    }
+
+    static func runSearch(_ args: ParsedArguments) throws -> Int32 {
+        let workers = try args.given("--workers") ? args.int("--workers", in: 0...1024)! : ProcessInfo.processInfo.activeProcessorCount
+        let listen = args.string("--listen")
+        if workers == 0 && listen == nil { throw UsageError(message: "--workers 0 needs --listen for remote workers") }
+        return try run(args, localWorkers: workers, endpoint: listen, minWorkers: max(1, workers))
+    }
+
+    static func runCoordinator(_ args: ParsedArguments) throws -> Int32 {
+        let minWorkers = try args.int("--min-workers", in: 1...1024)!
+        return try run(args, localWorkers: 0, endpoint: args.string("--listen")!, minWorkers: minWorkers)
+    }
+
+    static func run(_ args: ParsedArguments, localWorkers: Int, endpoint: String?, minWorkers: Int) throws -> Int32 {
+        let quiet = args.has("--quiet")
+        let (space, _) = try DataLocation.loadSpace(args.string("--data"))
+        let options = try searchOptions(args, cellCount: space.cellCount)
+        let output = args.given("--output") ? args.string("--output")! : "runs/search-seed\(options.seed)"
+        let context = try ZMQContext()
+        let bind = endpoint ?? "inproc://ctnas-search"
+        let sessionBox = SessionBox()
+        let runner = try ClusterRunner(bind: bind, configuration: .init(engineVersion: JobExecutor.engineVersion), context: context) { event in
+            sessionBox.record(event)
+        }
+        defer { runner.shutdown() }
+        // Local workers reach a tcp endpoint through loopback; inproc shares the context.
+        let localEndpoint = endpoint.map { $0.replacingOccurrences(of: "://*:", with: "://127.0.0.1:").replacingOccurrences(of: "://0.0.0.0:", with: "://127.0.0.1:") } ?? bind
+        var nodes = [WorkerNode]()
+        for k in 0..<localWorkers {
+            let node = WorkerNode(endpoint: localEndpoint, executor: JobExecutor(space: space), threads: 1,
+                                  workerId: "local-\(k)", context: context)
+            nodes.append(node)
+            let thread = Thread { try? node.run() }
+            thread.name = "ctnas-worker-\(k)"
+            thread.start()
+        }
+        defer { nodes.forEach { $0.stop() } }
+        let log: (String) -> Void = { line in if !quiet { FileHandle.standardError.write(Data("\(line)\n".utf8)) } }
+        let session = try SearchSession(space: space, options: options, output: output, runner: runner, progress: log)
+        sessionBox.session = session
+        if localWorkers == 0 { log("waiting for \(minWorkers) worker(s) on \(runner.endpoint)") }
+        try runner.waitForWorkers(count: minWorkers, timeout: .seconds(localWorkers > 0 ? 60 : 86_400))
+        log("searching \(space.name) with \(runner.liveWorkerCount) worker(s), preset \(options.preset), seed \(options.seed); writing \(output)")
+        let result = try session.run(workers: max(runner.liveWorkerCount, minWorkers))
+        let best = result["best"]!
+        let labelled = result["best_labelled"]!
+        print(String(format: "best cell %@: test accuracy %.4f, rank %d (%.4f%%); best labelled cell %.4f (rank %d); comparator tau %.4f; %.1f s",
+                     best["hash"]!.stringValue!, best["test_accuracy"]!.doubleValue!, best["rank"]!.intValue!, best["percentile"]!.doubleValue!,
+                     labelled["test_accuracy"]!.doubleValue!, labelled["rank"]!.intValue!,
+                     result["comparator"]!["kendall_tau"]!.doubleValue!, result["wall_seconds"]!.doubleValue!))
+        return 0
+    }
+
+    static func runWorker(_ args: ParsedArguments) throws -> Int32 {
+        guard let endpoint = args.string("--connect") else { throw UsageError(message: "option --connect is required") }
+        guard args.string("--space") == "nasbench101" else { throw UsageError(message: "option --space expects nasbench101") }
+        let threads = try args.int("--threads", in: 1...256)!
+        let id = args.given("--id") ? args.string("--id")! : "\(ProcessInfo.processInfo.hostName)-\(getpid())"
+        let executor = JobExecutor(comparator: .nasBench101, grammar: NASBench101Grammar())
+        let node = WorkerNode(endpoint: endpoint, executor: executor, threads: threads, workerId: id) { event in
+            FileHandle.standardError.write(Data("worker \(id): \(event)\n".utf8))
+        }
+        try node.run()
+        return 0
+    }
+}
+
+/// Worker events arrive on the runner's I/O thread, possibly before the session exists.
+private final class SessionBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _session: SearchSession?
+    var session: SearchSession? {
+        get { lock.lock(); defer { lock.unlock() }; return _session }
+        set { lock.lock(); _session = newValue; lock.unlock() }
+    }
+    func record(_ event: ClusterEvent) {
+        let fields: [(String, JSON)]
+        switch event {
+        case .workerJoined(let worker, let threads): fields = [("event", .string("worker_joined")), ("worker", .string(worker)), ("threads", .int(threads))]
+        case .workerLost(let worker, let reason): fields = [("event", .string("worker_lost")), ("worker", .string(worker)), ("reason", .string(reason))]
+        default: return
+        }
+        session?.record(.object(fields))
+    }
+}

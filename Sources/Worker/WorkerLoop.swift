@@ -75,8 +75,10 @@ public final class WorkerNode: @unchecked Sendable {
     }
 
     /// Serves the coordinator until `stop()` or a `standby` (after finishing the jobs held).
-    /// Throws only if ZeroMQ itself fails (e.g. the context was shut down).
+    /// Throws if ZeroMQ itself fails (e.g. the context was shut down) or `run()` is already running.
     public func run() throws {
+        guard control.begin() else { throw RunnerError("WorkerNode.run() is already running") }
+        defer { control.end() }
         let context = try self.context ?? ZMQContext()
         let wakeEndpoint = "inproc://ctnas-worker-wake-\(UInt64.random(in: .min ... .max))"
         let wake = try ZMQSocket(context: context, kind: .pair)
@@ -176,9 +178,10 @@ public final class WorkerNode: @unchecked Sendable {
                 lastSent = clock.now
                 return true
             }
-            /// Lets queued replies reach the coordinator before the socket closes.
+            /// Lets queued replies reach the coordinator before the socket closes, briefly: after
+            /// standby or stop they are a courtesy, and linger holds up the context's termination.
             func leave(_ reason: String) throws {
-                try socket.set(.lingerMs(1000))
+                try socket.set(.lingerMs(200))
                 _ = try send(.disconnect(reason: reason))
             }
 
@@ -302,7 +305,18 @@ public final class WorkerNode: @unchecked Sendable {
 private final class Control: @unchecked Sendable {
     private let lock = NSLock()
     private var stopped = false
+    private var running = false
     private var waker: ZMQSocket?
+
+    /// One `run()` at a time: the wake-up socket and the session belong to it.
+    func begin() -> Bool {
+        lock.withLock {
+            defer { running = true }
+            return !running
+        }
+    }
+
+    func end() { lock.withLock { running = false } }
 
     var stopRequested: Bool { lock.withLock { stopped } }
 

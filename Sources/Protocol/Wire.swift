@@ -318,7 +318,12 @@ private struct Writer {
 
     mutating func floatList(_ values: [Float]) {
         count(values.count)
+        #if _endian(little)
+        // Float arrays are most of the traffic (weights, gradients): copy them in one go.
+        values.withUnsafeBytes { bytes.append(contentsOf: $0) }
+        #else
         for v in values { put(v.bitPattern) }
+        #endif
     }
 
     mutating func cells(_ cells: [GraphEncoding]) {
@@ -411,13 +416,21 @@ private struct Reader {
     /// `count` must already be bounded by the bytes remaining (see `count(elementSize:)`).
     mutating func floats(_ count: Int, what: String, unitInterval: Bool = false) throws(WireError) -> [Float] {
         try need(4 * count)
-        var result = [Float]()
-        result.reserveCapacity(count)
-        for _ in 0..<count {
-            let f = try finiteFloat(what)
-            guard !unitInterval || (0...1).contains(f) else { throw .invalid("\(what) \(f) is outside [0, 1]") }
-            result.append(f)
+        let start = offset
+        let result = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            bytes.withUnsafeBytes { raw in
+                for k in 0..<count {
+                    let bits = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: start + 4 * k, as: UInt32.self))
+                    buffer[k] = Float(bitPattern: bits)
+                }
+            }
+            initialized = count
         }
+        for f in result {
+            guard f.isFinite else { throw .invalid("\(what) is not finite") }
+            guard !unitInterval || (0...1).contains(f) else { throw .invalid("\(what) \(f) is outside [0, 1]") }
+        }
+        offset += 4 * count
         return result
     }
 

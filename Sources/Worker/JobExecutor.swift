@@ -45,16 +45,17 @@ public struct JobExecutor: Sendable {
         }
     }
 
-    /// Keeps the newest weights of each kind; an older version than the one held is ignored.
+    /// Holds the weights the coordinator sent last, per kind. A different version replaces the
+    /// held one even when lower: a coordinator resumed from a checkpoint counts versions from there.
     public mutating func install(_ weights: Weights) throws(Failure) {
         switch weights.kind {
         case .comparator:
-            if let held = comparator, held.version >= weights.version { return }
+            if let held = comparator, held.version == weights.version { return }
             do {
                 comparator = (weights.version, try ArchitectureComparator(configuration: comparatorConfiguration, parameters: weights.parameters))
             } catch { throw .invalidJob("comparator weights: \(error)") }
         case .controller:
-            if let held = controller, held.version >= weights.version { return }
+            if let held = controller, held.version == weights.version { return }
             do {
                 controller = (weights.version, try Controller(grammar: grammar, parameters: weights.parameters))
             } catch { throw .invalidJob("controller weights: \(error)") }

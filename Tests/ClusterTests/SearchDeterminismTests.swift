@@ -1,0 +1,120 @@
+import XCTest
+import Foundation
+@testable import Coordinator
+import Engine
+import Protocol
+import Worker
+
+/// The shared NAS-Bench-101 table, loaded once for all tests that need it.
+enum SharedTable {
+    static let path: String = {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.deletingLastPathComponent().appendingPathComponent("shared/data/nasbench101.csv.gz").path
+    }()
+    nonisolated(unsafe) static var cached: NASBench101Space?
+    static let lock = NSLock()
+
+    static func space() throws -> NASBench101Space {
+        lock.lock(); defer { lock.unlock() }
+        if let s = cached { return s }
+        guard FileManager.default.fileExists(atPath: path) else { throw XCTSkip("no table at \(path)") }
+        let s = NASBench101Space(table: try NASBench101Table.load(path: path))
+        cached = s
+        return s
+    }
+}
+
+/// A schedule small enough for tests that still goes through every phase.
+func tinyOptions(seed: UInt64 = 3) -> SearchOptions {
+    var o = SearchOptions()
+    o.seed = seed
+    o.queries = 40
+    o.validationCells = 20
+    o.comparatorBatch = 16
+    o.comparatorEpochs = 3
+    o.evaluateEvery = 2
+    o.iterations = 12
+    o.samplesPerUpdate = 2
+    o.baselineEvery = 5
+    o.exploreEvery = 5
+    o.explorePairs = 6
+    o.deriveSamples = 3
+    o.shards = 5
+    return o
+}
+
+final class SearchDeterminismTests: XCTestCase {
+    func runSearch(workers: Int, options: SearchOptions, space: NASBench101Space) throws -> (digest: String, events: [JSON], best: Int) {
+        let context = try ZMQContext()
+        let endpoint = "inproc://determinism-\(workers)-\(UInt64.random(in: 0 ... .max))"
+        let runner = try ClusterRunner(bind: endpoint, context: context)
+        defer { runner.shutdown() }
+        let nodes = (0..<workers).map { k in
+            WorkerNode(endpoint: endpoint, executor: JobExecutor(space: space), threads: 1 + k % 2, workerId: "w\(k)", context: context)
+        }
+        for node in nodes { Thread { try? node.run() }.start() }
+        defer { nodes.forEach { $0.stop() } }
+        try runner.waitForWorkers(count: workers, timeout: .seconds(10))
+        var events = [JSON]()
+        let search = Search(space: space, state: SearchState(space: space, options: options), runner: runner) { events.append($0) }
+        try search.runToEnd()
+        return (search.state.digest, events, search.state.bestRow)
+    }
+
+    func testSameDigestWithOneTwoAndSevenWorkers() throws {
+        let space = try SharedTable.space()
+        let options = tinyOptions()
+        let one = try runSearch(workers: 1, options: options, space: space)
+        let two = try runSearch(workers: 2, options: options, space: space)
+        let seven = try runSearch(workers: 7, options: options, space: space)
+        XCTAssertEqual(one.digest, two.digest)
+        XCTAssertEqual(one.digest, seven.digest)
+        XCTAssertEqual(one.best, seven.best)
+        XCTAssertEqual(one.events.map { $0.serialized() }, seven.events.map { $0.serialized() })
+
+        // In-process jobs without any messaging give the same bits too.
+        let direct = Search(space: space, state: SearchState(space: space, options: options),
+                            runner: DirectRunner(executor: JobExecutor(space: space), threads: 2)) { _ in }
+        try direct.runToEnd()
+        XCTAssertEqual(direct.state.digest, one.digest)
+    }
+
+    func testSearchGoesThroughEveryPhase() throws {
+        let space = try SharedTable.space()
+        let options = tinyOptions(seed: 5)
+        let run = try runSearch(workers: 2, options: options, space: space)
+        let kinds = run.events.compactMap { $0["event"]?.stringValue }
+        XCTAssertEqual(kinds.filter { $0 == "comparator_epoch" }.count, options.comparatorEpochs + 12 / 5 + 1)
+        XCTAssertEqual(kinds.filter { $0 == "baseline" }.count, 12 / 5 + 1 + 1)  // iterations 0, 5, 10 and the final one
+        XCTAssertEqual(kinds.first, "comparator_epoch")
+        XCTAssertEqual(kinds.last, "finished")
+        XCTAssert((0..<space.cellCount).contains(run.best))
+        let taus = run.events.compactMap { $0["kendall_tau"]?.doubleValue }
+        XCTAssertFalse(taus.isEmpty)
+        XCTAssert(taus.allSatisfy { (-1...1).contains($0) })
+    }
+
+    func testDifferentSeedsDiffer() throws {
+        let space = try SharedTable.space()
+        let a = Search(space: space, state: SearchState(space: space, options: tinyOptions(seed: 1)),
+                       runner: DirectRunner(executor: JobExecutor(space: space))) { _ in }
+        let b = Search(space: space, state: SearchState(space: space, options: tinyOptions(seed: 2)),
+                       runner: DirectRunner(executor: JobExecutor(space: space))) { _ in }
+        try a.runToEnd(); try b.runToEnd()
+        XCTAssertNotEqual(a.state.digest, b.state.digest)
+    }
+
+    func testStartFromBestLabelledUsesTheYardstickCell() throws {
+        let space = try SharedTable.space()
+        var options = tinyOptions()
+        options.startFromBestLabelled = true
+        var events = [JSON]()
+        let search = Search(space: space, state: SearchState(space: space, options: options),
+                            runner: DirectRunner(executor: JobExecutor(space: space))) { events.append($0) }
+        try search.runToEnd()
+        let started = try XCTUnwrap(events.first { $0["event"]?.stringValue == "search_started" })
+        XCTAssertEqual(started["baseline_hash"]?.stringValue, space.describe(row: search.bestLabelledRow).hash)
+        let labelled = space.split(seed: options.seed, train: options.queries, validation: options.validationCells).train
+        XCTAssertEqual(labelled.map { space.label(ofRow: $0) }.max(), space.label(ofRow: search.bestLabelledRow))
+    }
+}

@@ -1,0 +1,36 @@
+import XCTest
+@testable import Coordinator
+
+final class SearchOptionsTests: XCTestCase {
+    func testPaperPresetIsTheOriginalSchedule() {
+        let p = SearchOptions.paper
+        XCTAssertEqual(p.comparatorEpochs, 1000)
+        XCTAssertEqual(p.iterations, 10_000)
+        XCTAssertEqual(p.samplesPerUpdate, 1)
+        XCTAssertEqual(p.baselineEvery, 500)
+        XCTAssertEqual(p.exploreEvery, 100)
+        XCTAssertEqual(p.queries, 423)
+        XCTAssertEqual(p.comparatorBatch, 256)
+        XCTAssertEqual(p.comparatorLearningRate, 2e-4)
+        XCTAssertEqual(p.entropyCoefficient, 5e-4)
+        XCTAssertNil(p.problem)
+    }
+
+    func testProblemsAreNamed() {
+        var o = SearchOptions()
+        o.shards = 0
+        XCTAssertEqual(o.problem, "--shards must be in 1...4096")
+        o = SearchOptions(); o.samplesPerUpdate = 0
+        XCTAssertNotNil(o.problem)
+        XCTAssertNil(SearchOptions.named("nonsense"))
+    }
+
+    func testJSONRoundTripsThroughParse() throws {
+        let value = JSON.object([("a", .int(3)), ("b", .number(0.25)), ("c", .string("x\"y\n")), ("d", .array([.bool(true), .null]))])
+        let parsed = try JSON.parse(value.serialized())
+        XCTAssertEqual(parsed["a"]?.intValue, 3)
+        XCTAssertEqual(parsed["b"]?.doubleValue, 0.25)
+        XCTAssertEqual(parsed["c"]?.stringValue, "x\"y\n")
+        XCTAssertEqual(try JSON.parse(value.serialized(pretty: true))["d"], .array([.bool(true), .null]))
+    }
+}

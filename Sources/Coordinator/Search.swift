@@ -14,8 +14,6 @@ public final class Search {
     let validationRows: [Int]
     private var publishedComparator: UInt64 = 0
     private var publishedController: UInt64 = 0
-    /// Running sums for the periodic policy summary.
-    private var summary = (count: 0, reward: 0.0, entropy: 0.0, logProbability: 0.0)
     static let summaryEvery = 10
 
     public init(space: any SearchSpace, state: SearchState, runner: JobRunner, emit: @escaping (JSON) -> Void) {
@@ -67,6 +65,7 @@ public final class Search {
 
     func pretrainingEpoch() throws {
         let (loss, accuracy) = try comparatorEpoch(pseudo: false)
+        FaultInjection.reached("pretraining-epoch")
         state.epoch += 1
         var fields: [(String, JSON)] = [("event", .string("comparator_epoch")), ("phase", .string("pretraining")),
                                         ("epoch", .int(state.epoch)), ("loss", .number(loss)), ("accuracy", .number(accuracy))]
@@ -98,6 +97,7 @@ public final class Search {
             try explore()
         }
         try policyUpdate()
+        FaultInjection.reached("iteration")
         if i % options.baselineEvery == 0 {
             try updateBaseline()
         }
@@ -238,16 +238,17 @@ public final class Search {
         state.controller.parameters = parameters
         state.controllerVersion += 1
 
-        summary.count += sequences.count
-        summary.reward += Double(rewards.reduce(0, +))
-        summary.entropy += entropy
-        summary.logProbability += logProbability
+        state.summaryCount += sequences.count
+        state.summaryReward += Double(rewards.reduce(0, +))
+        state.summaryEntropy += entropy
+        state.summaryLogProbability += logProbability
         if (state.iteration + 1) % Self.summaryEvery == 0 || state.iteration + 1 == options.iterations {
-            let n = Double(max(summary.count, 1))
+            let n = Double(max(state.summaryCount, 1))
             record(["event": .string("policy"), "iteration": .int(state.iteration + 1),
-                    "reward": .number(summary.reward / n), "entropy": .number(summary.entropy / n),
-                    "log_probability": .number(summary.logProbability / n)])
-            summary = (0, 0, 0, 0)
+                    "reward": .number(state.summaryReward / n), "entropy": .number(state.summaryEntropy / n),
+                    "log_probability": .number(state.summaryLogProbability / n)])
+            state.summaryCount = 0
+            state.summaryReward = 0; state.summaryEntropy = 0; state.summaryLogProbability = 0
         }
     }
 
@@ -262,6 +263,7 @@ public final class Search {
         var pairs = [(Int, Int)]()
         for i in rows.indices { for j in rows.indices where i != j { pairs.append((rows[i], rows[j])) } }
         let p = try score(pairs)
+        FaultInjection.reached("baseline-update")
         var wins = [Double](repeating: 0, count: rows.count)
         var k = 0
         for i in rows.indices { for j in rows.indices where i != j { wins[i] += Double(p[k]); k += 1 } }
@@ -269,8 +271,26 @@ public final class Search {
         var chosen = 0
         for i in rows.indices where wins[i] > wins[chosen] { chosen = i }
         state.bestRow = rows[chosen]
-        state.baselineRow = rows[chosen]
-        record(["event": .string("baseline"), "iteration": .int(state.iteration)] + describe("best", state.bestRow))
+        switch options.baselineRule {
+        case .curriculumBest:
+            state.baselineRow = rows[chosen]
+        case .bestNewSample:
+            // The original code's separate N × N comparison of the new samples alone.
+            let n = options.deriveSamples
+            var newWins = [Double](repeating: 0, count: n)
+            k = 0
+            for i in rows.indices {
+                for j in rows.indices where i != j {
+                    if i < n && j < n { newWins[i] += Double(p[k]) }
+                    k += 1
+                }
+            }
+            var best = 0
+            for i in 0..<n where newWins[i] > newWins[best] { best = i }
+            state.baselineRow = rows[best]
+        }
+        record(["event": .string("baseline"), "iteration": .int(state.iteration)] + describe("best", state.bestRow)
+               + describe("baseline", state.baselineRow))
     }
 
     /// Data exploration: pair sampled cells with shuffled partners, label the pairs the

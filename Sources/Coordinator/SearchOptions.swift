@@ -28,6 +28,11 @@ public struct SearchOptions: Codable, Sendable, Equatable {
     public var pseudoRatio: Double = 1.0
     /// Pairs added to the pseudo-label pool per exploration after the first.
     public var explorePairs: Int = 100
+    /// Which derived cell becomes the baseline rewards are measured against: the best of the
+    /// new samples (the original code; keeps rewards near 0.5 where REINFORCE learns) or the
+    /// curriculum's best so far. The pick is the curriculum's best either way.
+    public var baselineRule: BaselineRule = .bestNewSample
+    public enum BaselineRule: String, Codable, Sendable { case bestNewSample = "new", curriculumBest = "best" }
     /// Start the curriculum from the best labelled cell instead of a uniform sample.
     public var startFromBestLabelled: Bool = false
     /// Comparator tau is measured every this many pre-training epochs (and at the end).

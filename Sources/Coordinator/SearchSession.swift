@@ -11,32 +11,80 @@ public final class SearchSession {
     let metrics: MetricsLog
     let progress: (String) -> Void
 
+    public let checkpoints: CheckpointStore
+    let checkpointEvery: Int
+
+    public enum Outcome {
+        case finished(JSON)
+        /// Stopped on request after writing a checkpoint.
+        case interrupted
+    }
+
+    /// With `resume`, continues from the newest valid checkpoint in `output` (or from the start
+    /// when the run was killed before its first one); otherwise starts afresh.
     public init(space: any SearchSpace, options: SearchOptions, output: String, runner: JobRunner,
-                progress: @escaping (String) -> Void) throws {
+                checkpointEvery: Int, resume: Bool, progress: @escaping (String) -> Void) throws {
         self.space = space
         self.options = options
         self.output = URL(fileURLWithPath: output)
         self.runner = runner
         self.progress = progress
+        self.checkpointEvery = max(1, checkpointEvery)
         try FileManager.default.createDirectory(at: self.output, withIntermediateDirectories: true)
-        metrics = try MetricsLog(url: self.output.appendingPathComponent("metrics.jsonl"))
+        checkpoints = CheckpointStore(directory: self.output)
+        var state = SearchState(space: space, options: options)
+        if resume, let restored = try checkpoints.loadNewest(space: space, warn: { progress("warning: \($0)") }) {
+            guard restored.options == options else {
+                throw CheckpointError(message: "the newest checkpoint in \(output) was made with other search options than its run.json")
+            }
+            state = restored
+            progress("resuming from checkpoint: \(Self.position(state))")
+        }
+        initialState = state
+        metrics = try MetricsLog(url: self.output.appendingPathComponent("metrics.jsonl"), keepingSearchEvents: state.eventCount)
+    }
+
+    let initialState: SearchState
+
+    static func position(_ state: SearchState) -> String {
+        switch state.phase {
+        case .pretraining: return "pre-training epoch \(state.epoch)"
+        case .searching: return "iteration \(state.iteration)"
+        case .finished: return "finished"
+        }
     }
 
     /// For events that happen outside the search loop (workers joining or leaving); thread-safe.
     public func record(_ event: JSON) { metrics.append(event) }
 
-    /// Runs the search to the end and writes `result.json`; returns what it wrote.
-    @discardableResult
-    public func run(workers: Int) throws -> JSON {
+    /// Runs the search to the end and writes `result.json`, checkpointing every
+    /// `checkpointEvery` steps and at each phase boundary. `shouldStop` is polled between steps:
+    /// when it answers true the session writes a checkpoint and returns `.interrupted`.
+    public func run(workers: Int, shouldStop: () -> Bool = { false }) throws -> Outcome {
         let start = Date()
-        let search = Search(space: space, state: SearchState(space: space, options: options), runner: runner) { [metrics, progress] event in
+        let search = Search(space: space, state: initialState, runner: runner) { [metrics, progress] event in
             metrics.append(event)
             if let line = SearchSession.progressLine(event) { progress(line) }
         }
-        try search.runToEnd()
+        var stepsSinceCheckpoint = 0
+        var phase = search.state.phase
+        while try search.step() {
+            stepsSinceCheckpoint += 1
+            if shouldStop() {
+                try checkpoints.save(search.state, space: space)
+                progress("stopped on request; checkpoint written (\(Self.position(search.state))); resume with --resume \(output.path)")
+                return .interrupted
+            }
+            if search.state.phase != phase || stepsSinceCheckpoint >= checkpointEvery {
+                try checkpoints.save(search.state, space: space)
+                stepsSinceCheckpoint = 0
+                phase = search.state.phase
+            }
+        }
+        try checkpoints.save(search.state, space: space)
         let result = resultJSON(search, workers: workers, seconds: Date().timeIntervalSince(start))
         try Data((result.serialized(pretty: true) + "\n").utf8).write(to: output.appendingPathComponent("result.json"), options: .atomic)
-        return result
+        return .finished(result)
     }
 
     func resultJSON(_ search: Search, workers: Int, seconds: Double) -> JSON {
@@ -96,14 +144,25 @@ final class MetricsLog: @unchecked Sendable {
     private let handle: FileHandle
     private let lock = NSLock()
 
-    init(url: URL) throws {
-        if !FileManager.default.fileExists(atPath: url.path) {
-            guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
-                throw RunnerError("cannot create \(url.path)")
+    /// Keeps the first `keepingSearchEvents` search events (and the worker events among them)
+    /// and drops the rest: a resumed search re-emits everything after its checkpoint.
+    init(url: URL, keepingSearchEvents keep: Int) throws {
+        var kept = Data()
+        if keep > 0, let existing = try? Data(contentsOf: url) {
+            var count = 0
+            for line in existing.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) {
+                guard count < keep else { break }
+                let text = String(decoding: line, as: UTF8.self)
+                guard let event = try? JSON.parse(text) else { break }
+                if !(event["event"]?.stringValue ?? "").hasPrefix("worker_") { count += 1 }
+                kept.append(line); kept.append(UInt8(ascii: "\n"))
             }
         }
+        guard FileManager.default.createFile(atPath: url.path, contents: kept) else {
+            throw CheckpointError(message: "cannot write \(url.path)")
+        }
         handle = try FileHandle(forWritingTo: url)
-        try handle.truncate(atOffset: 0)
+        try handle.seekToEnd()
     }
 
     func append(_ event: JSON) {

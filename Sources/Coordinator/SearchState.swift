@@ -34,6 +34,9 @@ public struct SearchState: Sendable {
     public var lastTau: Double = .nan
     /// Number of metrics events emitted, so a resumed run continues the file exactly.
     public var eventCount = 0
+    /// Running sums of the policy summary that is emitted every few iterations.
+    public var summaryCount = 0
+    public var summaryReward = 0.0, summaryEntropy = 0.0, summaryLogProbability = 0.0
 
     public init(space: any SearchSpace, options: SearchOptions) {
         self.options = options

@@ -74,6 +74,8 @@ struct ParsedArguments {
     }
 
     func has(_ flag: String) -> Bool { flags.contains(flag) }
+    /// Every option the user wrote, flags included.
+    var givenOptions: [String] { Array(values.keys) + flags.filter { $0 != "--help" } }
     func given(_ name: String) -> Bool { values[name] != nil }
 
     func string(_ name: String) -> String? {

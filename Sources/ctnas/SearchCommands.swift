@@ -19,6 +19,8 @@ enum SearchCommands {
         .value("--baseline-every", "N", "preset", "iterations between baseline updates"),
         .value("--explore-every", "N", "preset", "iterations between data explorations (pseudo-labels + comparator re-training)"),
         .value("--shards", "N", "8", "jobs per batch; fixed, so results do not depend on the number of workers"),
+        .value("--checkpoint-every", "N", "500", "steps (epochs or iterations) between checkpoints; also at each phase boundary"),
+        .value("--resume", "DIR", nil, "continue the run in DIR from its newest valid checkpoint (no other option needed)"),
         .flag("--quiet", "print only the final summary"),
     ]
 
@@ -61,31 +63,58 @@ enum SearchCommands {
     }
 
     static func runSearch(_ args: ParsedArguments) throws -> Int32 {
-        let workers = try args.given("--workers") ? args.int("--workers", in: 0...1024)! : ProcessInfo.processInfo.activeProcessorCount
-        let listen = args.string("--listen")
-        if workers == 0 && listen == nil { throw UsageError(message: "--workers 0 needs --listen for remote workers") }
-        return try run(args, localWorkers: workers, endpoint: listen, minWorkers: max(1, workers))
+        try run(args, command: "search")
     }
 
     static func runCoordinator(_ args: ParsedArguments) throws -> Int32 {
-        let minWorkers = try args.int("--min-workers", in: 1...1024)!
-        return try run(args, localWorkers: 0, endpoint: args.string("--listen")!, minWorkers: minWorkers)
+        try run(args, command: "coordinator")
     }
 
-    static func run(_ args: ParsedArguments, localWorkers: Int, endpoint: String?, minWorkers: Int) throws -> Int32 {
-        let quiet = args.has("--quiet")
-        let (space, _) = try DataLocation.loadSpace(args.string("--data"))
+    /// The run's manifest: read back with --resume, else made from the options and saved before any work.
+    static func manifest(_ args: ParsedArguments, command: String) throws -> (RunManifest, output: String, resume: Bool) {
+        if let dir = args.string("--resume") {
+            let allowed: Set<String> = ["--resume", "--quiet"]
+            if let extra = args.givenOptions.first(where: { !allowed.contains($0) }) {
+                throw UsageError(message: "--resume takes its settings from DIR/run.json; drop \(extra)")
+            }
+            return (try RunManifest.load(from: URL(fileURLWithPath: dir)), dir, true)
+        }
+        let data = try DataLocation.nasBench101(args.string("--data"))
+        let (space, _) = try DataLocation.loadSpace(data)
         let options = try searchOptions(args, cellCount: space.cellCount)
         let output = args.given("--output") ? args.string("--output")! : "runs/search-seed\(options.seed)"
+        if FileManager.default.fileExists(atPath: output + "/" + RunManifest.fileName) {
+            throw UsageError(message: "\(output) already holds a run; continue it with --resume \(output) or choose another --output")
+        }
+        var m = RunManifest(command: command, space: space.name, data: URL(fileURLWithPath: data).standardizedFileURL.path,
+                            options: options, checkpointEvery: try args.int("--checkpoint-every", in: 1...100_000_000)!)
+        if command == "search" {
+            m.workers = try args.given("--workers") ? args.int("--workers", in: 0...1024)! : ProcessInfo.processInfo.activeProcessorCount
+            m.listen = args.string("--listen")
+            if m.workers == 0 && m.listen == nil { throw UsageError(message: "--workers 0 needs --listen for remote workers") }
+        } else {
+            m.listen = args.string("--listen")!
+            m.minWorkers = try args.int("--min-workers", in: 1...1024)!
+        }
+        try m.save(in: URL(fileURLWithPath: output))
+        return (m, output, false)
+    }
+
+    static func run(_ args: ParsedArguments, command: String) throws -> Int32 {
+        let quiet = args.has("--quiet")
+        let (manifest, output, resume) = try manifest(args, command: command)
+        let (space, _) = try DataLocation.loadSpace(manifest.data)
+        let localWorkers = manifest.workers ?? 0
+        let minWorkers = manifest.minWorkers ?? max(1, localWorkers)
         let context = try ZMQContext()
-        let bind = endpoint ?? "inproc://ctnas-search"
+        let bind = manifest.listen ?? "inproc://ctnas-search"
         let sessionBox = SessionBox()
         let runner = try ClusterRunner(bind: bind, configuration: .init(engineVersion: JobExecutor.engineVersion), context: context) { event in
             sessionBox.record(event)
         }
         defer { runner.shutdown() }
         // Local workers reach a tcp endpoint through loopback; inproc shares the context.
-        let localEndpoint = endpoint.map { $0.replacingOccurrences(of: "://*:", with: "://127.0.0.1:").replacingOccurrences(of: "://0.0.0.0:", with: "://127.0.0.1:") } ?? bind
+        let localEndpoint = manifest.listen.map { $0.replacingOccurrences(of: "://*:", with: "://127.0.0.1:").replacingOccurrences(of: "://0.0.0.0:", with: "://127.0.0.1:") } ?? bind
         var nodes = [WorkerNode]()
         for k in 0..<localWorkers {
             let node = WorkerNode(endpoint: localEndpoint, executor: JobExecutor(space: space), threads: 1,
@@ -97,19 +126,25 @@ enum SearchCommands {
         }
         defer { nodes.forEach { $0.stop() } }
         let log: (String) -> Void = { line in if !quiet { FileHandle.standardError.write(Data("\(line)\n".utf8)) } }
-        let session = try SearchSession(space: space, options: options, output: output, runner: runner, progress: log)
+        let session = try SearchSession(space: space, options: manifest.options, output: output, runner: runner,
+                                        checkpointEvery: manifest.checkpointEvery, resume: resume, progress: log)
         sessionBox.session = session
+        let stop = StopRequest.installed()
         if localWorkers == 0 { log("waiting for \(minWorkers) worker(s) on \(runner.endpoint)") }
         try runner.waitForWorkers(count: minWorkers, timeout: .seconds(localWorkers > 0 ? 60 : 86_400))
-        log("searching \(space.name) with \(runner.liveWorkerCount) worker(s), preset \(options.preset), seed \(options.seed); writing \(output)")
-        let result = try session.run(workers: max(runner.liveWorkerCount, minWorkers))
-        let best = result["best"]!
-        let labelled = result["best_labelled"]!
-        print(String(format: "best cell %@: test accuracy %.4f, rank %d (%.4f%%); best labelled cell %.4f (rank %d); comparator tau %.4f; %.1f s",
-                     best["hash"]!.stringValue!, best["test_accuracy"]!.doubleValue!, best["rank"]!.intValue!, best["percentile"]!.doubleValue!,
-                     labelled["test_accuracy"]!.doubleValue!, labelled["rank"]!.intValue!,
-                     result["comparator"]!["kendall_tau"]!.doubleValue!, result["wall_seconds"]!.doubleValue!))
-        return 0
+        log("searching \(space.name) with \(runner.liveWorkerCount) worker(s), preset \(manifest.options.preset), seed \(manifest.options.seed); writing \(output)")
+        switch try session.run(workers: max(runner.liveWorkerCount, minWorkers), shouldStop: { stop.requested }) {
+        case .interrupted:
+            return 0
+        case .finished(let result):
+            let best = result["best"]!
+            let labelled = result["best_labelled"]!
+            print(String(format: "best cell %@: test accuracy %.4f, rank %d (%.4f%%); best labelled cell %.4f (rank %d); comparator tau %.4f; %.1f s",
+                         best["hash"]!.stringValue!, best["test_accuracy"]!.doubleValue!, best["rank"]!.intValue!, best["percentile"]!.doubleValue!,
+                         labelled["test_accuracy"]!.doubleValue!, labelled["rank"]!.intValue!,
+                         result["comparator"]!["kendall_tau"]!.doubleValue!, result["wall_seconds"]!.doubleValue!))
+            return 0
+        }
     }
 
     static func runWorker(_ args: ParsedArguments) throws -> Int32 {
@@ -121,7 +156,9 @@ enum SearchCommands {
         let node = WorkerNode(endpoint: endpoint, executor: executor, threads: threads, workerId: id) { event in
             FileHandle.standardError.write(Data("worker \(id): \(event)\n".utf8))
         }
+        let stop = StopRequest.installed { node.stop() }
         try node.run()
+        _ = stop
         return 0
     }
 }
@@ -142,5 +179,35 @@ private final class SessionBox: @unchecked Sendable {
         default: return
         }
         session?.record(.object(fields))
+    }
+}
+
+/// SIGINT / SIGTERM ask for a clean stop: the coordinator checkpoints and stands its workers
+/// down, a worker hands back what it holds. A second signal exits at once.
+final class StopRequest: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flag = false
+    private var sources: [DispatchSourceSignal] = []
+
+    var requested: Bool { lock.lock(); defer { lock.unlock() }; return flag }
+
+    static func installed(onRequest: (@Sendable () -> Void)? = nil) -> StopRequest {
+        let request = StopRequest()
+        for signalNumber in [SIGINT, SIGTERM] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler {
+                request.lock.lock()
+                let again = request.flag
+                request.flag = true
+                request.lock.unlock()
+                if again { exit(130) }
+                FileHandle.standardError.write(Data("ctnas: stopping (signal \(signalNumber)); send it again to exit at once\n".utf8))
+                onRequest?()
+            }
+            source.resume()
+            request.sources.append(source)
+        }
+        return request
     }
 }

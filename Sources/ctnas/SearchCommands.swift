@@ -106,25 +106,10 @@ enum SearchCommands {
         let (space, _) = try DataLocation.loadSpace(manifest.data)
         let localWorkers = manifest.workers ?? 0
         let minWorkers = manifest.minWorkers ?? max(1, localWorkers)
-        let context = try ZMQContext()
-        let bind = manifest.listen ?? "inproc://ctnas-search"
         let sessionBox = SessionBox()
-        let runner = try ClusterRunner(bind: bind, configuration: .init(engineVersion: JobExecutor.engineVersion), context: context) { event in
-            sessionBox.record(event)
-        }
-        defer { runner.shutdown() }
-        // Local workers reach a tcp endpoint through loopback; inproc shares the context.
-        let localEndpoint = manifest.listen.map { $0.replacingOccurrences(of: "://*:", with: "://127.0.0.1:").replacingOccurrences(of: "://0.0.0.0:", with: "://127.0.0.1:") } ?? bind
-        var nodes = [WorkerNode]()
-        for k in 0..<localWorkers {
-            let node = WorkerNode(endpoint: localEndpoint, executor: JobExecutor(space: space), threads: 1,
-                                  workerId: "local-\(k)", context: context)
-            nodes.append(node)
-            let thread = Thread { try? node.run() }
-            thread.name = "ctnas-worker-\(k)"
-            thread.start()
-        }
-        defer { nodes.forEach { $0.stop() } }
+        let cluster = try ClusterSetup(space: space, listen: manifest.listen, localWorkers: localWorkers) { sessionBox.record($0) }
+        defer { cluster.shutdown() }
+        let runner = cluster.runner
         let log: (String) -> Void = { line in if !quiet { FileHandle.standardError.write(Data("\(line)\n".utf8)) } }
         let session = try SearchSession(space: space, options: manifest.options, output: output, runner: runner,
                                         checkpointEvery: manifest.checkpointEvery, resume: resume, progress: log)

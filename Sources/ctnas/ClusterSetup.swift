@@ -1,0 +1,34 @@
+import Foundation
+import Engine
+import Protocol
+import Coordinator
+import Worker
+
+/// The coordinator side of a cluster as commands use it: a ClusterRunner bound where asked,
+/// plus worker threads in this process when wanted.
+final class ClusterSetup {
+    let runner: ClusterRunner
+    private var nodes: [WorkerNode] = []
+
+    init(space: any SearchSpace, listen: String?, localWorkers: Int, onEvent: @escaping @Sendable (ClusterEvent) -> Void) throws {
+        let context = try ZMQContext()
+        let bind = listen ?? "inproc://ctnas-\(getpid())"
+        runner = try ClusterRunner(bind: bind, configuration: .init(engineVersion: JobExecutor.engineVersion), context: context, onEvent: onEvent)
+        // Local workers reach a tcp endpoint through loopback; inproc shares the context.
+        let local = listen.map { $0.replacingOccurrences(of: "://*:", with: "://127.0.0.1:").replacingOccurrences(of: "://0.0.0.0:", with: "://127.0.0.1:") } ?? bind
+        for k in 0..<localWorkers {
+            let node = WorkerNode(endpoint: local, executor: JobExecutor(space: space), threads: 1, workerId: "local-\(k)", context: context)
+            nodes.append(node)
+            let thread = Thread { try? node.run() }
+            thread.name = "ctnas-worker-\(k)"
+            thread.start()
+        }
+    }
+
+    func shutdown() {
+        runner.shutdown()
+        nodes.forEach { $0.stop() }
+    }
+
+    deinit { shutdown() }
+}

@@ -28,10 +28,10 @@ public struct SearchOptions: Codable, Sendable, Equatable {
     public var pseudoRatio: Double = 1.0
     /// Pairs added to the pseudo-label pool per exploration after the first.
     public var explorePairs: Int = 100
-    /// Which derived cell becomes the baseline rewards are measured against: the best of the
-    /// new samples (the original code; keeps rewards near 0.5 where REINFORCE learns) or the
-    /// curriculum's best so far. The pick is the curriculum's best either way.
-    public var baselineRule: BaselineRule = .bestNewSample
+    /// Which derived cell becomes the baseline rewards are measured against: the curriculum's
+    /// best so far (the paper's description), or the best of the new samples alone (what the
+    /// original code does; measured worse here, see the README). The pick is the curriculum's best either way.
+    public var baselineRule: BaselineRule = .curriculumBest
     public enum BaselineRule: String, Codable, Sendable { case bestNewSample = "new", curriculumBest = "best" }
     /// Start the curriculum from the best labelled cell instead of a uniform sample.
     public var startFromBestLabelled: Bool = false

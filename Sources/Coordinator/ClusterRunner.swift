@@ -18,16 +18,20 @@ public final class ClusterRunner: JobRunner, @unchecked Sendable {
         public var engineVersion: UInt32?
         /// `run` throws if a batch takes longer; nil waits as long as it takes workers to come.
         public var batchTimeout: Duration?
+        /// CurveZMQ server settings (`.server` role): all traffic is encrypted and only workers
+        /// whose public key is authorized complete the handshake. Nil: plain ZMTP.
+        public var security: CurveSecurity?
 
         public init(heartbeatInterval: Duration = .seconds(1), liveness: Duration = .seconds(3),
                     maxWorkers: Int = 1024, maxJobsPerBatch: Int = 1 << 20,
-                    engineVersion: UInt32? = nil, batchTimeout: Duration? = nil) {
+                    engineVersion: UInt32? = nil, batchTimeout: Duration? = nil, security: CurveSecurity? = nil) {
             self.heartbeatInterval = heartbeatInterval
             self.liveness = liveness
             self.maxWorkers = maxWorkers
             self.maxJobsPerBatch = maxJobsPerBatch
             self.engineVersion = engineVersion
             self.batchTimeout = batchTimeout
+            self.security = security
         }
     }
 
@@ -36,39 +40,83 @@ public final class ClusterRunner: JobRunner, @unchecked Sendable {
     private let shared: Shared
     /// Serialises `run` calls: the table holds one batch at a time.
     private let runLock = NSLock()
+    /// With `security`: the ZAP handler of the context, bound before the ROUTER, stopped after it.
+    private let authenticator: ZAPAuthenticator?
 
-    /// Binds `endpoint` and starts the I/O thread. `onEvent` is called on that thread; it must not
+    /// Binds `endpoint` and starts the I/O thread. `onEvent` is called on that thread (and, with
+    /// `security`, `.workerRefused` on the ZAP handler's thread, never concurrently); it must not
     /// block or call back into the runner.
+    /// With `configuration.security` the context must not already have a ZAP handler.
     public init(bind endpoint: String, configuration: Configuration = Configuration(), context: ZMQContext? = nil,
                 onEvent: (@Sendable (ClusterEvent) -> Void)? = nil) throws {
         let context = try context ?? ZMQContext()
+        let onEvent = onEvent.map { report in
+            let lock = NSLock()
+            return { @Sendable (event: ClusterEvent) in lock.withLock { report(event) } }
+        }
+        let shared = Shared()
+        var curveSecretKey: String?
+        var authenticator: ZAPAuthenticator?
+        if let security = configuration.security {
+            guard case .server(let keyPair, let authorizedKeys) = security.role else {
+                throw RunnerError("ClusterRunner needs CURVE server settings (the coordinator's key pair), not client settings")
+            }
+            curveSecretKey = keyPair.secretKey
+            // A dead handler would leave the ROUTER admitting every key: the runner stops with it.
+            authenticator = try ZAPAuthenticator(
+                context: context, authorizedKeys: authorizedKeys, domain: CurveSecurity.zapDomain,
+                onRefusal: { refusal in onEvent?(.workerRefused(address: refusal.address, reason: refusal.reason)) },
+                onFailure: { reason in shared.abort(reason) })
+        }
         let settings = WorkerTable.Settings(
             heartbeatInterval: configuration.heartbeatInterval, liveness: configuration.liveness,
             maxWorkers: configuration.maxWorkers, maxJobsPerBatch: configuration.maxJobsPerBatch,
             engineVersion: configuration.engineVersion)
         let wakeEndpoint = "inproc://ctnas-cluster-wake-\(UInt64.random(in: .min ... .max))"
-        let shared = Shared()
         let loop = IOLoop(shared: shared, context: context, settings: settings,
                           batchTimeout: configuration.batchTimeout, onEvent: onEvent)
-        let thread = Thread { loop.run(bind: endpoint, wakeEndpoint: wakeEndpoint) }
+        let secretKey = curveSecretKey
+        let thread = Thread { loop.run(bind: endpoint, wakeEndpoint: wakeEndpoint, curveSecretKey: secretKey) }
         thread.name = "ctnas-cluster-io"
         thread.start()
-        self.endpoint = try shared.waitUntilStarted()
+        do {
+            self.endpoint = try shared.waitUntilStarted()
+        } catch {
+            authenticator?.stop()
+            throw error
+        }
         self.shared = shared
+        self.authenticator = authenticator
         do {
             let waker = try ZMQSocket(context: context, kind: .pair)
             try waker.set(.lingerMs(0))
             try waker.connect(wakeEndpoint)
             shared.installWaker(waker)
         } catch {
-            shared.stop()
+            shutdown()
             throw error
         }
     }
 
     deinit {
-        shared.stop()
+        shutdown()
     }
+
+    /// True if the ROUTER speaks CURVE and a ZAP handler checks worker keys.
+    public var isSecured: Bool { authenticator != nil }
+
+    /// Replaces the set of admitted worker public keys (Z85) without a restart: new handshakes use
+    /// it at once; workers already connected stay. Throws if the runner was built without security.
+    public func reloadAuthorizedKeys(_ keys: Set<String>) throws {
+        guard let authenticator else { throw RunnerError("the cluster runner was started without CURVE security") }
+        for key in keys where !CurveKeyPair.isValidKey(key) {
+            throw RunnerError("not a 40-character Z85 public key: '\(key)'")
+        }
+        authenticator.reload(authorizedKeys: keys)
+    }
+
+    /// The worker public keys currently admitted; nil without security.
+    public var authorizedKeys: Set<String>? { authenticator?.authorizedKeys }
 
     public var liveWorkerCount: Int { shared.liveWorkers }
 
@@ -91,6 +139,8 @@ public final class ClusterRunner: JobRunner, @unchecked Sendable {
     /// joins the I/O thread. A `run` in progress fails. Idempotent.
     public func shutdown() {
         shared.stop()
+        // Only now that the ROUTER is closed: without a handler libzmq would admit any key.
+        authenticator?.stop()
     }
 }
 
@@ -111,6 +161,8 @@ private final class Shared: @unchecked Sendable {
     private var finished = false
     private var stopRequested = false
     private var fatal: String?
+    /// Why the runner was stopped from inside (the ZAP handler died), reported as fatal.
+    private var abortReason: String?
     private var workers = 0
     /// Caller side of the wake-up pair; used by any caller thread, always under `condition`.
     private var waker: ZMQSocket?
@@ -184,8 +236,20 @@ private final class Shared: @unchecked Sendable {
         }
     }
 
+    /// Stops the runner from any thread without waiting; `run` and later calls fail with `reason`.
+    func abort(_ reason: String) {
+        locked {
+            if abortReason == nil { abortReason = reason }
+            if !stopRequested && !finished {
+                stopRequested = true
+                commands.append(.shutdown)
+                sendWake()
+            }
+        }
+    }
+
     private var closedReason: String? {
-        if let fatal { return "cluster I/O failed: \(fatal)" }
+        if let why = fatal ?? abortReason { return "cluster I/O failed: \(why)" }
         if stopRequested || finished { return "cluster runner is shut down" }
         return nil
     }
@@ -233,11 +297,11 @@ private final class Shared: @unchecked Sendable {
 
     func finish(error: String?) {
         locked {
-            fatal = error
+            fatal = error ?? abortReason
             finished = true
             workers = 0
             if waitingForOutcome && outcome == nil {
-                outcome = .failure(RunnerError(error.map { "cluster I/O failed: \($0)" } ?? "cluster runner is shut down"))
+                outcome = .failure(RunnerError(fatal.map { "cluster I/O failed: \($0)" } ?? "cluster runner is shut down"))
             }
             condition.broadcast()
         }
@@ -273,11 +337,15 @@ private final class IOLoop: @unchecked Sendable {
 
     private var now: Duration { clock.now - origin }
 
-    func run(bind endpoint: String, wakeEndpoint: String) {
+    func run(bind endpoint: String, wakeEndpoint: String, curveSecretKey: String?) {
         let router: ZMQSocket, wake: ZMQSocket
         do {
             router = try ZMQSocket(context: context, kind: .router)
             try router.set([.routerMandatory(true), .maxMessageSize(Int64(Wire.maxMessageSize)), .lingerMs(0)])
+            if let curveSecretKey {
+                try router.curveServer(secretKey: curveSecretKey)
+                try router.set(.zapDomain(CurveSecurity.zapDomain))
+            }
             try router.bind(endpoint)
             wake = try ZMQSocket(context: context, kind: .pair)
             try wake.set(.lingerMs(0))

@@ -9,6 +9,8 @@ public enum ClusterEvent: Sendable, Equatable, CustomStringConvertible {
     /// A job went back to the pending queue; the batch still completes with identical results.
     case jobRequeued(jobId: UInt64, reason: String)
     case messageDropped(from: String, reason: String)
+    /// A connection the ZAP handler turned away during the CURVE handshake (unknown key, no CURVE).
+    case workerRefused(address: String, reason: String)
 
     public var description: String {
         switch self {
@@ -16,6 +18,7 @@ public enum ClusterEvent: Sendable, Equatable, CustomStringConvertible {
         case .workerLost(let w, let why): "worker \(w) lost: \(why)"
         case .jobRequeued(let id, let why): "job \(id) requeued: \(why)"
         case .messageDropped(let from, let why): "dropped message from \(from): \(why)"
+        case .workerRefused(let address, let why): "refused connection from \(address): \(why)"
         }
     }
 }

@@ -54,17 +54,23 @@ public final class WorkerNode: @unchecked Sendable {
     private let workerId: String
     private let context: ZMQContext?
     private let timing: Timing
+    private let security: CurveSecurity?
     private let onEvent: (@Sendable (Event) -> Void)?
     private let control = Control()
 
+    /// `security`: CurveZMQ client settings (`.client` role: the worker's key pair and the
+    /// coordinator's public key). A coordinator that does not know the key never answers the
+    /// handshake, which looks like "no welcome": the worker keeps retrying with back-off.
     public init(endpoint: String, executor: JobExecutor, threads: Int = 1, workerId: String,
-                context: ZMQContext? = nil, timing: Timing = Timing(), onEvent: (@Sendable (Event) -> Void)? = nil) {
+                context: ZMQContext? = nil, timing: Timing = Timing(), security: CurveSecurity? = nil,
+                onEvent: (@Sendable (Event) -> Void)? = nil) {
         self.endpoint = endpoint
         self.initialExecutor = executor
         self.threads = min(max(1, threads), Int(UInt16.max))
         self.workerId = workerId
         self.context = context
         self.timing = timing
+        self.security = security
         self.onEvent = onEvent
     }
 
@@ -77,6 +83,9 @@ public final class WorkerNode: @unchecked Sendable {
     /// Serves the coordinator until `stop()` or a `standby` (after finishing the jobs held).
     /// Throws if ZeroMQ itself fails (e.g. the context was shut down) or `run()` is already running.
     public func run() throws {
+        if let security, security.isServer {
+            throw RunnerError("WorkerNode needs CURVE client settings (its key pair and the coordinator's public key)")
+        }
         guard control.begin() else { throw RunnerError("WorkerNode.run() is already running") }
         defer { control.end() }
         let context = try self.context ?? ZMQContext()
@@ -159,6 +168,9 @@ public final class WorkerNode: @unchecked Sendable {
             let socket = try ZMQSocket(context: context, kind: .dealer)
             defer { socket.close() }
             try socket.set([.maxMessageSize(Int64(Wire.maxMessageSize)), .lingerMs(0)])
+            if case .client(let keyPair, let serverPublicKey)? = node.security?.role {
+                try socket.curveClient(serverPublicKey: serverPublicKey, publicKey: keyPair.publicKey, secretKey: keyPair.secretKey)
+            }
             node.onEvent?(.connecting(endpoint: node.endpoint))
             try socket.connect(node.endpoint)
 

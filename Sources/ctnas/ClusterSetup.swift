@@ -10,14 +10,22 @@ final class ClusterSetup {
     let runner: ClusterRunner
     private var nodes: [WorkerNode] = []
 
-    init(space: any SearchSpace, listen: String?, localWorkers: Int, onEvent: @escaping @Sendable (ClusterEvent) -> Void) throws {
+    private var hangup: DispatchSourceSignal?
+
+    /// `keys`/`insecure` as the user gave them: the listen rule and CurveZMQ are applied here.
+    init(space: any SearchSpace, listen: String?, localWorkers: Int, keys: String? = nil, insecure: Bool = false,
+         onEvent: @escaping @Sendable (ClusterEvent) -> Void) throws {
+        let (security, localSecurity) = try Keys.coordinatorSecurity(keys: keys, insecure: insecure, listen: listen, localWorkers: localWorkers)
         let context = try ZMQContext()
         let bind = listen ?? "inproc://ctnas-\(getpid())"
-        runner = try ClusterRunner(bind: bind, configuration: .init(engineVersion: JobExecutor.engineVersion), context: context, onEvent: onEvent)
+        runner = try ClusterRunner(bind: bind, configuration: .init(engineVersion: JobExecutor.engineVersion, security: security),
+                                   context: context, onEvent: onEvent)
+        hangup = Keys.reloadOnHangup(runner, security: security)
         // Local workers reach a tcp endpoint through loopback; inproc shares the context.
         let local = listen.map { $0.replacingOccurrences(of: "://*:", with: "://127.0.0.1:").replacingOccurrences(of: "://0.0.0.0:", with: "://127.0.0.1:") } ?? bind
         for k in 0..<localWorkers {
-            let node = WorkerNode(endpoint: local, executor: JobExecutor(space: space), threads: 1, workerId: "local-\(k)", context: context)
+            let node = WorkerNode(endpoint: local, executor: JobExecutor(space: space), threads: 1, workerId: "local-\(k)",
+                                  context: context, security: localSecurity)
             nodes.append(node)
             let thread = Thread { try? node.run() }
             thread.name = "ctnas-worker-\(k)"
@@ -26,6 +34,7 @@ final class ClusterSetup {
     }
 
     func shutdown() {
+        hangup?.cancel()
         runner.shutdown()
         nodes.forEach { $0.stop() }
     }

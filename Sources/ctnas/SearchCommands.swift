@@ -28,20 +28,20 @@ enum SearchCommands {
         options: scheduleOptions + [
             .value("--workers", "N", "number of cores", "worker threads in this process"),
             .value("--listen", "ENDPOINT", nil, "also accept remote workers, e.g. tcp://127.0.0.1:5555"),
-        ])
+        ] + Keys.serverOptions)
 
     static let coordinatorSpec = CommandSpec(name: "coordinator", summary: "Run a CTNAS search on remote workers (ctnas worker --connect ...).",
         options: scheduleOptions + [
             .value("--listen", "ENDPOINT", "tcp://127.0.0.1:5555", "where workers connect"),
             .value("--min-workers", "N", "1", "workers to wait for before starting"),
-        ])
+        ] + Keys.serverOptions)
 
     static let workerSpec = CommandSpec(name: "worker", summary: "Serve a coordinator: compute scoring and gradient jobs.", options: [
         .value("--connect", "ENDPOINT", nil, "coordinator endpoint, e.g. tcp://10.0.0.1:5555 (required)"),
         .value("--threads", "N", "1", "jobs computed at once"),
         .value("--id", "NAME", "<host>-<pid>", "worker name in the coordinator's log"),
         .value("--space", "NAME", "nasbench101", "search space of the coordinator"),
-    ])
+    ] + Keys.workerOptions)
 
     static func searchOptions(_ args: ParsedArguments, cellCount: Int) throws -> SearchOptions {
         guard var o = SearchOptions.named(args.string("--preset")!) else {
@@ -96,6 +96,11 @@ enum SearchCommands {
             m.listen = args.string("--listen")!
             m.minWorkers = try args.int("--min-workers", in: 1...1024)!
         }
+        m.keys = args.string("--keys").map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+        m.insecure = args.has("--insecure") ? true : nil
+        // Refuse a bad listen address or unreadable keys before the run folder exists.
+        _ = try Keys.serverSecurity(keys: m.keys, warn: { _ in })
+        if let listen = m.listen { _ = try checkListenAddress(listen, secured: m.keys != nil, insecure: m.insecure ?? false) }
         try m.save(in: URL(fileURLWithPath: output))
         return (m, output, false)
     }
@@ -107,7 +112,8 @@ enum SearchCommands {
         let localWorkers = manifest.workers ?? 0
         let minWorkers = manifest.minWorkers ?? max(1, localWorkers)
         let sessionBox = SessionBox()
-        let cluster = try ClusterSetup(space: space, listen: manifest.listen, localWorkers: localWorkers) { sessionBox.record($0) }
+        let cluster = try ClusterSetup(space: space, listen: manifest.listen, localWorkers: localWorkers,
+                                       keys: manifest.keys, insecure: manifest.insecure ?? false) { sessionBox.record($0) }
         defer { cluster.shutdown() }
         let runner = cluster.runner
         let log: (String) -> Void = { line in if !quiet { FileHandle.standardError.write(Data("\(line)\n".utf8)) } }
@@ -138,7 +144,9 @@ enum SearchCommands {
         let threads = try args.int("--threads", in: 1...256)!
         let id = args.given("--id") ? args.string("--id")! : "\(ProcessInfo.processInfo.hostName)-\(getpid())"
         let executor = JobExecutor(comparator: .nasBench101, grammar: NASBench101Grammar())
-        let node = WorkerNode(endpoint: endpoint, executor: executor, threads: threads, workerId: id) { event in
+        let security = try Keys.workerSecurity(args)
+        if let warning = Keys.connectWarning(endpoint, secured: security != nil) { Keys.printWarning(warning) }
+        let node = WorkerNode(endpoint: endpoint, executor: executor, threads: threads, workerId: id, security: security) { event in
             FileHandle.standardError.write(Data("worker \(id): \(event)\n".utf8))
         }
         let stop = StopRequest.installed { node.stop() }
@@ -161,6 +169,9 @@ private final class SessionBox: @unchecked Sendable {
         switch event {
         case .workerJoined(let worker, let threads): fields = [("event", .string("worker_joined")), ("worker", .string(worker)), ("threads", .int(threads))]
         case .workerLost(let worker, let reason): fields = [("event", .string("worker_lost")), ("worker", .string(worker)), ("reason", .string(reason))]
+        case .workerRefused(let address, let reason):
+            fields = [("event", .string("worker_refused")), ("address", .string(address)), ("reason", .string(reason))]
+            FileHandle.standardError.write(Data("ctnas: refused a worker from \(address): \(reason)\n".utf8))
         default: return
         }
         session?.record(.object(fields))

@@ -7,6 +7,8 @@ nonisolated(unsafe) let commands: [(spec: CommandSpec, run: (ParsedArguments) th
     (SearchCommands.searchSpec, SearchCommands.runSearch),
     (SearchCommands.coordinatorSpec, SearchCommands.runCoordinator),
     (SearchCommands.workerSpec, SearchCommands.runWorker),
+    (Rank.spec, Rank.run),
+    (Keys.spec, Keys.run),
     (Bench.spec, Bench.run),
 ]
 
@@ -37,7 +39,7 @@ guard let command = commands.first(where: { $0.spec.name == name }) else {
     fail("unknown command '\(name)' (see ctnas --help)", status: 2)
 }
 do {
-    let parsed = try ParsedArguments(command.spec, Array(arguments.dropFirst()))
+    let parsed = try ParsedArguments(command.spec, Keys.normalize(command.spec, Array(arguments.dropFirst())))
     if parsed.has("--help") {
         print(command.spec.help)
         exit(0)

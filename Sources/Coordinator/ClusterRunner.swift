@@ -21,6 +21,8 @@ public final class ClusterRunner: JobRunner, @unchecked Sendable {
         /// CurveZMQ server settings (`.server` role): all traffic is encrypted and only workers
         /// whose public key is authorized complete the handshake. Nil: plain ZMTP.
         public var security: CurveSecurity?
+        /// The run's search space, told to workers when they join.
+        public var space: String = ""
 
         public init(heartbeatInterval: Duration = .seconds(1), liveness: Duration = .seconds(3),
                     maxWorkers: Int = 1024, maxJobsPerBatch: Int = 1 << 20,
@@ -71,7 +73,7 @@ public final class ClusterRunner: JobRunner, @unchecked Sendable {
         let settings = WorkerTable.Settings(
             heartbeatInterval: configuration.heartbeatInterval, liveness: configuration.liveness,
             maxWorkers: configuration.maxWorkers, maxJobsPerBatch: configuration.maxJobsPerBatch,
-            engineVersion: configuration.engineVersion)
+            engineVersion: configuration.engineVersion, space: configuration.space)
         let wakeEndpoint = "inproc://ctnas-cluster-wake-\(UInt64.random(in: .min ... .max))"
         let loop = IOLoop(shared: shared, context: context, settings: settings,
                           batchTimeout: configuration.batchTimeout, onEvent: onEvent)

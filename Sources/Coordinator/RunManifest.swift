@@ -15,6 +15,8 @@ public struct RunManifest: Codable, Sendable, Equatable {
     public var workers: Int?
     public var listen: String?
     public var minWorkers: Int?
+    public var dataset: String?
+    public var validationData: String?
     public var keys: String?
     public var insecure: Bool?
 

@@ -58,6 +58,8 @@ struct WorkerTable {
         var maxMissingWeightsRetries = 5
         /// When set, a worker announcing another engine version is turned away.
         var engineVersion: UInt32? = nil
+        /// Told to workers in `welcome`, so they configure themselves for the run's space.
+        var space = ""
     }
 
     enum Directive: Equatable {
@@ -233,7 +235,7 @@ struct WorkerTable {
         workers[peer] = Worker(workerId: hello.workerId, capacity: capacity, order: nextOrder, lastHeard: now, lastSent: now)
         nextOrder += 1
         let welcome = Welcome(heartbeatIntervalMs: Self.milliseconds(settings.heartbeatInterval),
-                              livenessMs: Self.milliseconds(settings.liveness))
+                              livenessMs: Self.milliseconds(settings.liveness), space: settings.space)
         var out: [Directive] = [.send(peer, Envelope(requestId: requestId, message: .welcome(welcome))),
                                 .log(.workerJoined(worker: hello.workerId, threads: capacity))]
         out += dispatch(now: now)

@@ -42,6 +42,7 @@ public enum Wire {
         case .welcome(let x):
             w.put(x.heartbeatIntervalMs)
             w.put(x.livenessMs)
+            w.string(x.space)
         case .heartbeat, .standby:
             break
         case .disconnect(let reason):
@@ -84,7 +85,8 @@ public enum Wire {
             message = .hello(Hello(workerId: try r.string("worker id"), threads: try r.get(UInt16.self),
                                    engineVersion: try r.get(UInt32.self), capabilities: try r.get(UInt32.self)))
         case .welcome:
-            message = .welcome(Welcome(heartbeatIntervalMs: try r.get(UInt32.self), livenessMs: try r.get(UInt32.self)))
+            message = .welcome(Welcome(heartbeatIntervalMs: try r.get(UInt32.self), livenessMs: try r.get(UInt32.self),
+                                       space: try r.string("space")))
         case .heartbeat:
             message = .heartbeat
         case .disconnect:

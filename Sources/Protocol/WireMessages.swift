@@ -48,10 +48,14 @@ public struct Welcome: Sendable, Equatable {
     public var heartbeatIntervalMs: UInt32
     /// Silence longer than this means the peer is dead.
     public var livenessMs: UInt32
+    /// The search space of the coordinator's run, so a worker needs no setting of its own
+    /// ("" when the coordinator does not say).
+    public var space: String
 
-    public init(heartbeatIntervalMs: UInt32, livenessMs: UInt32) {
+    public init(heartbeatIntervalMs: UInt32, livenessMs: UInt32, space: String = "") {
         self.heartbeatIntervalMs = heartbeatIntervalMs
         self.livenessMs = livenessMs
+        self.space = space
     }
 }
 

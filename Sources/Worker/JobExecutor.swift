@@ -36,7 +36,24 @@ public struct JobExecutor: Sendable {
 
     public init(space: any SearchSpace) {
         self.init(comparator: space.comparatorConfiguration, grammar: space.grammar)
+        spaceName = space.name
     }
+
+    /// For a worker told the space by its coordinator; nil for a space this build does not know.
+    public init?(spaceNamed name: String) {
+        switch name {
+        case "nasbench101":
+            self.init(comparator: .nasBench101, grammar: NASBench101Grammar())
+        case _ where name.hasPrefix("nasbench201"):
+            self.init(comparator: NASBench201Space.comparatorConfiguration, grammar: NASBench201Grammar())
+        default:
+            return nil
+        }
+        spaceName = name
+    }
+
+    /// The search space this executor computes for ("" when built from a bare configuration).
+    public private(set) var spaceName = ""
 
     public func holds(_ kind: Weights.Kind, version: UInt64) -> Bool {
         switch kind {

@@ -243,6 +243,12 @@ public final class WorkerNode: @unchecked Sendable {
                         switch envelope.message {
                         case .welcome(let w):
                             guard !welcomed else { continue }
+                            if !w.space.isEmpty && w.space != executor.spaceName {
+                                guard let adopted = JobExecutor(spaceNamed: w.space) else {
+                                    return .reconnect(reason: "coordinator runs search space '\(w.space)', which this worker does not know", welcomed: false)
+                                }
+                                executor = adopted
+                            }
                             welcomed = true
                             heartbeatInterval = .milliseconds(min(max(Int64(w.heartbeatIntervalMs), 10), 60_000))
                             liveness = max(.milliseconds(Int64(min(w.livenessMs, 600_000))), heartbeatInterval)

@@ -1,11 +1,14 @@
 import Foundation
 import Engine
+import Protocol
+import Coordinator
 
 /// Speed figures beside the PyTorch reference (../shared/reference: 2-core AMD EPYC, one thread).
 enum Bench {
     static let spec = CommandSpec(name: "bench", summary: "Measure speed beside the PyTorch reference figures.", options: [
         .value("--data", "PATH", DataLocation.defaultNASBench101, "benchmark table (cells to time, and load time)"),
         .value("--repeats", "N", "30", "repetitions of each timed step"),
+        .value("--scaling-workers", "W", "number of cores", "worker processes for the scaling figure (0 skips it)"),
         .flag("--json", "print one JSON object"),
     ])
 
@@ -26,7 +29,7 @@ enum Bench {
                               reference: 28, target: "≤ 5 s")]
 
         // A training batch as training forms it: 256 labelled cells, each against a shuffled partner.
-        let rows = Array(g.permutation(space.cellCount).prefix(4097))
+        let rows = Array(g.permutation(space.cellCount).prefix(40_000))
         let batch = rows.prefix(256).map { space.encoding(ofRow: $0) }
         let partner = g.permutation(256)
         let trainPairs = (0..<256).map { ($0, partner[$0]) }
@@ -71,6 +74,21 @@ enum Bench {
         figures.append(Figure(key: "controller_step_ms", label: "controller sample + REINFORCE update", value: controllerStep * 1e3,
                               unit: "ms", reference: 27.4, target: "≤ 1 ms"))
 
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let scalingWorkers = try args.given("--scaling-workers") ? args.int("--scaling-workers", in: 0...256)! : cores
+        if scalingWorkers > 0 {
+            let one = try clusterPairsPerSecond(workers: 1, space: space, comparator: comparator, rows: rows)
+            let many = try clusterPairsPerSecond(workers: scalingWorkers, space: space, comparator: comparator, rows: rows)
+            figures.append(Figure(key: "cluster_pairs_per_second_1_worker", label: "scoring through the cluster, 1 worker process",
+                                  value: one, unit: "pairs/s", reference: nil, target: nil))
+            figures.append(Figure(key: "cluster_pairs_per_second_\(scalingWorkers)_workers", label: "  \(scalingWorkers) worker processes",
+                                  value: many, unit: "pairs/s", reference: 18270, target: nil))
+            figures.append(Figure(key: "cells_per_second_per_worker", label: "  cells/s per worker (\(scalingWorkers) workers)",
+                                  value: many / Double(scalingWorkers), unit: "cells/s", reference: nil, target: nil))
+            figures.append(Figure(key: "scaling_efficiency", label: "  speed-up ÷ workers", value: many / one / Double(scalingWorkers),
+                                  unit: "", reference: nil, target: "≥ 0.85"))
+        }
+
         if args.has("--json") {
             print(jsonLine(figures.map { ($0.key, $0.value) } + [("threads", 1)]))
         } else {
@@ -84,6 +102,35 @@ enum Bench {
             }
         }
         return 0
+    }
+
+    /// Candidate-vs-baseline pairs per second through ClusterRunner and `workers` separate
+    /// `ctnas worker` processes on loopback: the path a real search takes, wire format included.
+    static func clusterPairsPerSecond(workers: Int, space: NASBench101Space, comparator: ArchitectureComparator, rows: [Int]) throws -> Double {
+        let runner = try ClusterRunner(bind: "tcp://127.0.0.1:*", configuration: .init(engineVersion: 1))
+        defer { runner.shutdown() }
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+        let processes = try (0..<workers).map { k -> Process in
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: binary)
+            p.arguments = ["worker", "--connect", runner.endpoint, "--id", "bench-\(k)"]
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            return p
+        }
+        defer { for p in processes where p.isRunning { p.terminate(); p.waitUntilExit() } }
+        try runner.waitForWorkers(count: workers, timeout: .seconds(30))
+        try runner.publish(Weights(kind: .comparator, version: 1, parameters: comparator.parameters))
+        let perJob = 2048
+        let jobs = (0..<(16 * workers)).map { j -> JobPayload in
+            let cells = [space.encoding(ofRow: rows[0])] + (0..<perJob).map { space.encoding(ofRow: rows[(j * perJob + $0) % rows.count]) }
+            return .score(ScoreJob(comparatorVersion: 1, cells: cells, pairs: (1...perJob).map { CellPair(candidate: UInt32($0), reference: 0) }))
+        }
+        _ = try runner.run(Array(jobs.prefix(workers)))  // every worker has the weights and is warm
+        let start = DispatchTime.now().uptimeNanoseconds
+        _ = try runner.run(jobs)
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        return Double(jobs.count * perJob) / seconds
     }
 
     /// Mean seconds per call after two warm-up calls.

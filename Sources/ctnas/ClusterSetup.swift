@@ -18,8 +18,9 @@ final class ClusterSetup {
         let (security, localSecurity) = try Keys.coordinatorSecurity(keys: keys, insecure: insecure, listen: listen, localWorkers: localWorkers)
         let context = try ZMQContext()
         let bind = listen ?? "inproc://ctnas-\(getpid())"
-        runner = try ClusterRunner(bind: bind, configuration: .init(engineVersion: JobExecutor.engineVersion, security: security),
-                                   context: context, onEvent: onEvent)
+        var configuration = ClusterRunner.Configuration(engineVersion: JobExecutor.engineVersion, security: security)
+        configuration.space = space.name
+        runner = try ClusterRunner(bind: bind, configuration: configuration, context: context, onEvent: onEvent)
         hangup = Keys.reloadOnHangup(runner, security: security)
         // Local workers reach a tcp endpoint through loopback; inproc shares the context.
         let local = listen.map { $0.replacingOccurrences(of: "://*:", with: "://127.0.0.1:").replacingOccurrences(of: "://0.0.0.0:", with: "://127.0.0.1:") } ?? bind

@@ -27,7 +27,7 @@ enum Keys {
     /// `ctnas keygen DIR [options]`: moves a leading DIR into `--dir DIR` for the option parser.
     /// Other commands' arguments are returned unchanged.
     static func normalize(_ spec: CommandSpec, _ arguments: [String]) -> [String] {
-        guard spec.name == Keys.spec.name, let first = arguments.first, !first.hasPrefix("-") else { return arguments }
+        guard [Keys.spec.name, Report.spec.name, Status.spec.name].contains(spec.name), let first = arguments.first, !first.hasPrefix("-") else { return arguments }
         return ["--dir", first] + arguments.dropFirst()
     }
 

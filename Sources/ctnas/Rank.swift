@@ -3,8 +3,7 @@ import Engine
 import Coordinator
 
 enum Rank {
-    static let spec = CommandSpec(name: "rank", summary: "Score every cell of a table against a search's baseline on the cluster; write the top K and the comparator's tau over the table.", options: [
-        .value("--data", "PATH", DataLocation.defaultNASBench101, "benchmark table"),
+    static let spec = CommandSpec(name: "rank", summary: "Score every cell of a table against a search's baseline on the cluster; write the top K and the comparator's tau over the table.", options: DataLocation.Choice.options + [
         .value("--checkpoint", "DIR", nil, "run folder whose newest checkpoint gives the comparator and baseline (required)"),
         .value("--top", "K", "20", "cells to list"),
         .value("--workers", "N", "number of cores", "worker threads in this process"),
@@ -17,7 +16,7 @@ enum Rank {
         let top = try args.int("--top", in: 1...1_000_000)!
         let workers = try args.given("--workers") ? args.int("--workers", in: 0...1024)! : ProcessInfo.processInfo.activeProcessorCount
         if workers == 0 && args.string("--listen") == nil { throw UsageError(message: "--workers 0 needs --listen for remote workers") }
-        let (space, _) = try DataLocation.loadSpace(args.string("--data"))
+        let (space, _) = try DataLocation.Choice(args).load()
         let store = CheckpointStore(directory: URL(fileURLWithPath: dir))
         guard let state = try store.loadNewest(space: space, warn: { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) }) else {
             throw UsageError(message: "\(dir) holds no checkpoint")

@@ -7,12 +7,11 @@ import Worker
 /// `ctnas search` (coordinator + worker threads in this process) and `ctnas coordinator`
 /// (remote workers only) run the same search through the same ClusterRunner.
 enum SearchCommands {
-    static let scheduleOptions: [OptionSpec] = [
-        .value("--data", "PATH", DataLocation.defaultNASBench101, "benchmark table"),
+    static let scheduleOptions: [OptionSpec] = [] + DataLocation.Choice.options + [
         .value("--output", "DIR", "runs/search-seed<seed>", "folder for result.json and metrics.jsonl"),
         .value("--preset", "NAME", "default", "schedule: paper (1000 epochs, 10,000 iterations of one sample, baseline every 500, exploration every 100) or default"),
         .value("--seed", "N", "1", "seed of everything random"),
-        .value("--queries", "N", "423", "labelled cells the search may query"),
+        .value("--queries", "N", "423 for nasbench101, 100 for nasbench201", "labelled cells the search may query"),
         .value("--comparator-epochs", "E", "preset", "comparator pre-training epochs"),
         .value("--iterations", "N", "preset", "controller iterations"),
         .value("--samples-per-update", "N", "preset", "controller samples per policy update"),
@@ -40,15 +39,14 @@ enum SearchCommands {
         .value("--connect", "ENDPOINT", nil, "coordinator endpoint, e.g. tcp://10.0.0.1:5555 (required)"),
         .value("--threads", "N", "1", "jobs computed at once"),
         .value("--id", "NAME", "<host>-<pid>", "worker name in the coordinator's log"),
-        .value("--space", "NAME", "nasbench101", "search space of the coordinator"),
     ] + Keys.workerOptions)
 
-    static func searchOptions(_ args: ParsedArguments, cellCount: Int) throws -> SearchOptions {
+    static func searchOptions(_ args: ParsedArguments, cellCount: Int, defaultQueries: Int) throws -> SearchOptions {
         guard var o = SearchOptions.named(args.string("--preset")!) else {
             throw UsageError(message: "option --preset expects paper or default")
         }
         o.seed = UInt64(try args.int("--seed")!)
-        o.queries = try args.int("--queries", in: 2...max(2, cellCount - 100))!
+        o.queries = try args.given("--queries") ? args.int("--queries", in: 2...max(2, cellCount - 100))! : defaultQueries
         o.shards = try args.int("--shards", in: 1...4096)!
         func override(_ name: String, _ apply: (Int) -> Void, range: ClosedRange<Int> = 1...100_000_000) throws {
             if args.given(name) { apply(try args.int(name, in: range)!) }
@@ -79,15 +77,17 @@ enum SearchCommands {
             }
             return (try RunManifest.load(from: URL(fileURLWithPath: dir)), dir, true)
         }
-        let data = try DataLocation.nasBench101(args.string("--data"))
-        let (space, _) = try DataLocation.loadSpace(data)
-        let options = try searchOptions(args, cellCount: space.cellCount)
+        let choice = try DataLocation.Choice(args).resolved
+        let (space, _) = try choice.load()
+        let options = try searchOptions(args, cellCount: space.cellCount, defaultQueries: choice.defaultQueries)
         let output = args.given("--output") ? args.string("--output")! : "runs/search-seed\(options.seed)"
         if FileManager.default.fileExists(atPath: output + "/" + RunManifest.fileName) {
             throw UsageError(message: "\(output) already holds a run; continue it with --resume \(output) or choose another --output")
         }
-        var m = RunManifest(command: command, space: space.name, data: URL(fileURLWithPath: data).standardizedFileURL.path,
+        var m = RunManifest(command: command, space: choice.space, data: choice.data!,
                             options: options, checkpointEvery: try args.int("--checkpoint-every", in: 1...100_000_000)!)
+        m.dataset = choice.dataset
+        m.validationData = choice.validationData
         if command == "search" {
             m.workers = try args.given("--workers") ? args.int("--workers", in: 0...1024)! : ProcessInfo.processInfo.activeProcessorCount
             m.listen = args.string("--listen")
@@ -108,7 +108,8 @@ enum SearchCommands {
     static func run(_ args: ParsedArguments, command: String) throws -> Int32 {
         let quiet = args.has("--quiet")
         let (manifest, output, resume) = try manifest(args, command: command)
-        let (space, _) = try DataLocation.loadSpace(manifest.data)
+        let (space, _) = try DataLocation.Choice(space: manifest.space, data: manifest.data, dataset: manifest.dataset,
+                                                 validationData: manifest.validationData).load()
         let localWorkers = manifest.workers ?? 0
         let minWorkers = manifest.minWorkers ?? max(1, localWorkers)
         let sessionBox = SessionBox()
@@ -140,10 +141,10 @@ enum SearchCommands {
 
     static func runWorker(_ args: ParsedArguments) throws -> Int32 {
         guard let endpoint = args.string("--connect") else { throw UsageError(message: "option --connect is required") }
-        guard args.string("--space") == "nasbench101" else { throw UsageError(message: "option --space expects nasbench101") }
         let threads = try args.int("--threads", in: 1...256)!
         let id = args.given("--id") ? args.string("--id")! : "\(ProcessInfo.processInfo.hostName)-\(getpid())"
-        let executor = JobExecutor(comparator: .nasBench101, grammar: NASBench101Grammar())
+        // The coordinator's welcome names the search space; the executor reconfigures itself.
+        let executor = JobExecutor(spaceNamed: "nasbench101")!
         let security = try Keys.workerSecurity(args)
         if let warning = Keys.connectWarning(endpoint, secured: security != nil) { Keys.printWarning(warning) }
         let node = WorkerNode(endpoint: endpoint, executor: executor, threads: threads, workerId: id, security: security) { event in

@@ -9,6 +9,8 @@ nonisolated(unsafe) let commands: [(spec: CommandSpec, run: (ParsedArguments) th
     (SearchCommands.workerSpec, SearchCommands.runWorker),
     (Rank.spec, Rank.run),
     (Keys.spec, Keys.run),
+    (Report.spec, Report.run),
+    (Status.spec, Status.run),
     (Bench.spec, Bench.run),
 ]
 

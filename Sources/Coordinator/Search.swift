@@ -28,6 +28,12 @@ public final class Search {
 
     public var options: SearchOptions { state.options }
 
+    /// The label at the top fifth of the labelled cells.
+    lazy var topLabelThreshold: Float = {
+        let labels = trainRows.map { space.label(ofRow: $0) }.sorted(by: >)
+        return labels[min(labels.count - 1, labels.count / 5)]
+    }()
+
     /// The best labelled cell: the yardstick a search should beat.
     public var bestLabelledRow: Int {
         trainRows.max { space.label(ofRow: $0) < space.label(ofRow: $1) }!
@@ -126,6 +132,13 @@ public final class Search {
                 for (k, row) in batch.enumerated() { add(row, batch[partner[k]]) }
             case .allPairs:
                 for row in batch { for other in batch where other != row { add(row, other) } }
+            case .topPairs:
+                let threshold = topLabelThreshold
+                for row in batch {
+                    for other in batch where other != row && max(space.label(ofRow: row), space.label(ofRow: other)) >= threshold {
+                        add(row, other)
+                    }
+                }
             }
             if pseudo && !state.pseudoPool.isEmpty {
                 let wanted = min(Int(Double(batch.count) * options.pseudoRatio), state.pseudoPool.count)

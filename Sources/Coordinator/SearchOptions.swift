@@ -12,7 +12,9 @@ public struct SearchOptions: Codable, Sendable, Equatable {
     /// How a batch's labelled cells are paired: each with one shuffled partner (the original
     /// code), or every ordered pair of distinct cells (same embeddings, far more comparisons).
     public var comparatorPairing: Pairing = .shuffledPartner
-    public enum Pairing: String, Codable, Sendable { case shuffledPartner = "partner", allPairs = "all" }
+    /// `top`: every ordered pair of the batch in which at least one cell is in the top fifth of
+    /// the labelled cells — the search only ever asks the comparator about good cells.
+    public enum Pairing: String, Codable, Sendable { case shuffledPartner = "partner", allPairs = "all", topPairs = "top" }
     public var iterations: Int = 10_000
     public var samplesPerUpdate: Int = 1
     public var controllerLearningRate: Float = 2e-4

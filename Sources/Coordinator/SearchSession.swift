@@ -46,6 +46,12 @@ public final class SearchSession {
 
     let initialState: SearchState
 
+    /// Live figures for a progress display, set before `run`: every metrics event goes to
+    /// `onEvent` (and `progress` then gets only the messages that are not events), and
+    /// `onStep` sees the state before the first step and after each one.
+    public var onEvent: ((JSON) -> Void)?
+    public var onStep: ((SearchState) -> Void)?
+
     static func position(_ state: SearchState) -> String {
         switch state.phase {
         case .pretraining: return "pre-training epoch \(state.epoch)"
@@ -62,13 +68,15 @@ public final class SearchSession {
     /// when it answers true the session writes a checkpoint and returns `.interrupted`.
     public func run(workers: Int, shouldStop: () -> Bool = { false }) throws -> Outcome {
         let start = Date()
-        let search = Search(space: space, state: initialState, runner: runner) { [metrics, progress] event in
+        let search = Search(space: space, state: initialState, runner: runner) { [metrics, progress, onEvent] event in
             metrics.append(event)
-            if let line = SearchSession.progressLine(event) { progress(line) }
+            if let onEvent { onEvent(event) } else if let line = SearchSession.progressLine(event) { progress(line) }
         }
         var stepsSinceCheckpoint = 0
         var phase = search.state.phase
+        onStep?(search.state)
         while try search.step() {
+            onStep?(search.state)
             stepsSinceCheckpoint += 1
             if shouldStop() {
                 try checkpoints.save(search.state, space: space)
@@ -81,6 +89,7 @@ public final class SearchSession {
                 phase = search.state.phase
             }
         }
+        onStep?(search.state)
         try checkpoints.save(search.state, space: space)
         let result = resultJSON(search, workers: workers, seconds: Date().timeIntervalSince(start))
         try Data((result.serialized(pretty: true) + "\n").utf8).write(to: output.appendingPathComponent("result.json"), options: .atomic)
@@ -120,7 +129,7 @@ public final class SearchSession {
          ("pairing", .string(options.comparatorPairing.rawValue)), ("start_from_best_labelled", .bool(options.startFromBestLabelled))]
     }
 
-    static func progressLine(_ event: JSON) -> String? {
+    public static func progressLine(_ event: JSON) -> String? {
         guard let kind = event["event"]?.stringValue else { return nil }
         func f(_ key: String, _ digits: Int = 4) -> String {
             event[key]?.doubleValue.map { String(format: "%.\(digits)f", $0) } ?? "-"

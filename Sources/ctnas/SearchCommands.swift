@@ -17,10 +17,14 @@ enum SearchCommands {
         .value("--samples-per-update", "N", "preset", "controller samples per policy update"),
         .value("--baseline-every", "N", "preset", "iterations between baseline updates"),
         .value("--explore-every", "N", "preset", "iterations between data explorations (pseudo-labels + comparator re-training)"),
+        .value("--initial-baseline", "KIND", "preset", "uniform: a uniform sample (original code); best-labelled: the best cell the search has a label for"),
+        .value("--pairing", "KIND", "partner", "comparator training pairs: partner (each cell against a shuffled partner, original), all, or top (pairs with a top-fifth labelled cell)"),
+        .value("--baseline-rule", "KIND", "best", "best: the curriculum's best becomes the baseline; new: the best of the new samples (original code)"),
         .value("--shards", "N", "8", "jobs per batch; fixed, so results do not depend on the number of workers"),
         .value("--checkpoint-every", "N", "500", "steps (epochs or iterations) between checkpoints; also at each phase boundary"),
         .value("--resume", "DIR", nil, "continue the run in DIR from its newest valid checkpoint (no other option needed)"),
         .flag("--quiet", "print only the final summary"),
+        .value("--log-format", "FORMAT", "text", "progress on stderr: text (a live status line on a terminal, timestamped lines otherwise) or json (one event object per line)"),
     ]
 
     static let searchSpec = CommandSpec(name: "search", summary: "Run a CTNAS search with worker threads in this process (and remote workers with --listen).",
@@ -56,6 +60,21 @@ enum SearchCommands {
         try override("--samples-per-update", { o.samplesPerUpdate = $0 })
         try override("--baseline-every", { o.baselineEvery = $0 })
         try override("--explore-every", { o.exploreEvery = $0 })
+        if args.given("--initial-baseline") {
+            switch args.string("--initial-baseline")! {
+            case "uniform": o.startFromBestLabelled = false
+            case "best-labelled": o.startFromBestLabelled = true
+            default: throw UsageError(message: "option --initial-baseline expects uniform or best-labelled")
+            }
+        }
+        guard let pairing = SearchOptions.Pairing(rawValue: args.string("--pairing")!) else {
+            throw UsageError(message: "option --pairing expects partner, all or top")
+        }
+        o.comparatorPairing = pairing
+        guard let rule = SearchOptions.BaselineRule(rawValue: args.string("--baseline-rule")!) else {
+            throw UsageError(message: "option --baseline-rule expects best or new")
+        }
+        o.baselineRule = rule
         if let problem = o.problem { throw UsageError(message: problem) }
         return o
     }
@@ -71,7 +90,7 @@ enum SearchCommands {
     /// The run's manifest: read back with --resume, else made from the options and saved before any work.
     static func manifest(_ args: ParsedArguments, command: String) throws -> (RunManifest, output: String, resume: Bool) {
         if let dir = args.string("--resume") {
-            let allowed: Set<String> = ["--resume", "--quiet"]
+            let allowed: Set<String> = ["--resume", "--quiet", "--log-format"]
             if let extra = args.givenOptions.first(where: { !allowed.contains($0) }) {
                 throw UsageError(message: "--resume takes its settings from DIR/run.json; drop \(extra)")
             }
@@ -107,21 +126,32 @@ enum SearchCommands {
 
     static func run(_ args: ParsedArguments, command: String) throws -> Int32 {
         let quiet = args.has("--quiet")
+        guard let format = args.string("--log-format"), ["text", "json"].contains(format) else {
+            throw UsageError(message: "option --log-format expects text or json")
+        }
         let (manifest, output, resume) = try manifest(args, command: command)
         let (space, _) = try DataLocation.Choice(space: manifest.space, data: manifest.data, dataset: manifest.dataset,
                                                  validationData: manifest.validationData).load()
         let localWorkers = manifest.workers ?? 0
         let minWorkers = manifest.minWorkers ?? max(1, localWorkers)
-        let sessionBox = SessionBox()
+        let display = ProgressDisplay.standardError(json: format == "json", quiet: quiet, epochs: manifest.options.comparatorEpochs,
+                                                    iterations: manifest.options.iterations,
+                                                    cell: { (Double(space.testAccuracy(ofRow: $0)), space.rank(ofRow: $0)) })
+        defer { display.finish() }
+        let sessionBox = SessionBox(display: display)
         let cluster = try ClusterSetup(space: space, listen: manifest.listen, localWorkers: localWorkers,
                                        keys: manifest.keys, insecure: manifest.insecure ?? false) { sessionBox.record($0) }
         defer { cluster.shutdown() }
         let runner = cluster.runner
-        let log: (String) -> Void = { line in if !quiet { FileHandle.standardError.write(Data("\(line)\n".utf8)) } }
-        let session = try SearchSession(space: space, options: manifest.options, output: output, runner: runner,
+        display.countWorkers { [runner] in runner.liveWorkerCount }
+        let log: (String) -> Void = { display.message($0) }
+        let session = try SearchSession(space: space, options: manifest.options, output: output,
+                                        runner: CountingRunner(runner, counted: display.countPairs),
                                         checkpointEvery: manifest.checkpointEvery, resume: resume, progress: log)
+        session.onEvent = display.event
+        session.onStep = display.step
         sessionBox.session = session
-        let stop = StopRequest.installed()
+        let stop = StopRequest.installed(say: { display.message($0, always: true) })
         if localWorkers == 0 { log("waiting for \(minWorkers) worker(s) on \(runner.endpoint)") }
         try runner.waitForWorkers(count: minWorkers, timeout: .seconds(localWorkers > 0 ? 60 : 86_400))
         log("searching \(space.name) with \(runner.liveWorkerCount) worker(s), preset \(manifest.options.preset), seed \(manifest.options.seed); writing \(output)")
@@ -129,6 +159,7 @@ enum SearchCommands {
         case .interrupted:
             return 0
         case .finished(let result):
+            display.finish()
             let best = result["best"]!
             let labelled = result["best_labelled"]!
             print(String(format: "best cell %@: test accuracy %.4f, rank %d (%.4f%%); best labelled cell %.4f (rank %d); comparator tau %.4f; %.1f s",
@@ -160,6 +191,8 @@ enum SearchCommands {
 /// Worker events arrive on the runner's I/O thread, possibly before the session exists.
 private final class SessionBox: @unchecked Sendable {
     private let lock = NSLock()
+    let display: ProgressDisplay
+    init(display: ProgressDisplay) { self.display = display }
     private var _session: SearchSession?
     var session: SearchSession? {
         get { lock.lock(); defer { lock.unlock() }; return _session }
@@ -172,10 +205,10 @@ private final class SessionBox: @unchecked Sendable {
         case .workerLost(let worker, let reason): fields = [("event", .string("worker_lost")), ("worker", .string(worker)), ("reason", .string(reason))]
         case .workerRefused(let address, let reason):
             fields = [("event", .string("worker_refused")), ("address", .string(address)), ("reason", .string(reason))]
-            FileHandle.standardError.write(Data("ctnas: refused a worker from \(address): \(reason)\n".utf8))
         default: return
         }
         session?.record(.object(fields))
+        display.event(.object(fields))
     }
 }
 
@@ -188,7 +221,8 @@ final class StopRequest: @unchecked Sendable {
 
     var requested: Bool { lock.lock(); defer { lock.unlock() }; return flag }
 
-    static func installed(onRequest: (@Sendable () -> Void)? = nil) -> StopRequest {
+    static func installed(onRequest: (@Sendable () -> Void)? = nil,
+                          say: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data("\($0)\n".utf8)) }) -> StopRequest {
         let request = StopRequest()
         for signalNumber in [SIGINT, SIGTERM] {
             signal(signalNumber, SIG_IGN)
@@ -199,7 +233,7 @@ final class StopRequest: @unchecked Sendable {
                 request.flag = true
                 request.lock.unlock()
                 if again { exit(130) }
-                FileHandle.standardError.write(Data("ctnas: stopping (signal \(signalNumber)); send it again to exit at once\n".utf8))
+                say("ctnas: stopping (signal \(signalNumber)); send it again to exit at once")
                 onRequest?()
             }
             source.resume()

@@ -5,14 +5,7 @@ import Coordinator
 /// `ctnas report` and `ctnas status` run as the built executable on output folders written here:
 /// a finished search, one still running (no result.json, last line cut short) and an empty one.
 final class ReportTests: XCTestCase {
-    static var binary: String? {
-        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for candidate in [dir, dir.deletingLastPathComponent()] {
-            let path = candidate.appendingPathComponent("ctnas").path
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        return nil
-    }
+    static var binary: String? { ProcessClusterTests.binary }
 
     static let bestHash = "0938cdac67a1892821590d876bcfc6d9"
     static let chartCount = 8

@@ -11,8 +11,10 @@ public struct Decision: Sendable, Equatable {
     }
     public var scorer: Scorer
     public var optionCount: Int
-    /// logits → tanhConstant · tanh(logits / temperature), as the original controller does.
+    /// logits → tanhConstant · tanh(logits / temperature), as the original controller does; no
+    /// temperature leaves the logits undivided, and a tanh constant of 0 leaves them unsquashed.
     public var tanhConstant: Float
+    public var temperature: Float? = nil
     /// Index into `ControllerShape.inputTables`: the chosen option's row becomes the next input.
     public var feedsTable: Int
 

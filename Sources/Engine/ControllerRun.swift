@@ -93,7 +93,8 @@ struct ControllerRun {
                 }
             }
             let constant = decision.tanhConstant
-            var scaled = logits.map { constant * tanhf($0) }
+            if let temperature = decision.temperature { for k in logits.indices { logits[k] /= temperature } }
+            var scaled = constant == 0 ? logits : logits.map { constant * tanhf($0) }
             let top = scaled.max()!
             var total: Float = 0
             var probabilities = scaled.map { v -> Float in let e = expf(v - top); total += e; return e }
@@ -144,8 +145,12 @@ struct ControllerRun {
                         let logP = pk > 0 ? logf(pk) : 0
                         var ds = -advantage * ((k == step.action ? 1 : 0) - pk)
                         ds += beta * pk * (logP + step.entropy)
-                        let t = step.scaled[k] / constant
-                        dz[k] = ds * constant * (1 - t * t)
+                        var dLogit = ds
+                        if constant != 0 {
+                            let t = step.scaled[k] / constant
+                            dLogit *= constant * (1 - t * t)
+                        }
+                        dz[k] = decision.temperature.map { dLogit / $0 } ?? dLogit
                     }
                     switch decision.scorer {
                     case .head(let index):

@@ -7,9 +7,11 @@ public struct NASBench101Grammar: DecisionGrammar {
     public var hiddenSize: Int
     public var tanhConstant: Float
     public var opTanhReduce: Float
+    public var temperature: Float?
 
-    public init(hiddenSize: Int = 64, tanhConstant: Float = 1.5, opTanhReduce: Float = 2.5) {
+    public init(hiddenSize: Int = 64, tanhConstant: Float = 1.5, opTanhReduce: Float = 2.5, temperature: Float? = nil) {
         self.hiddenSize = hiddenSize; self.tanhConstant = tanhConstant; self.opTanhReduce = opTanhReduce
+        self.temperature = temperature
     }
 
     enum Table { static let nodeCount = 0, node = 1, op = 2 }
@@ -22,6 +24,12 @@ public struct NASBench101Grammar: DecisionGrammar {
     }
 
     public func decision(after prefix: [UInt16]) -> Decision? {
+        guard var d = rawDecision(after: prefix) else { return nil }
+        d.temperature = temperature
+        return d
+    }
+
+    func rawDecision(after prefix: [UInt16]) -> Decision? {
         let reduced = tanhConstant / opTanhReduce
         guard let first = prefix.first else {
             return Decision(scorer: .head(Head.nodeCount), optionCount: Self.maxIntermediateNodes,

@@ -80,3 +80,39 @@ final class ControllerTests: XCTestCase {
         XCTAssertGreaterThan(checked, 25)
     }
 }
+
+final class ControllerTemperatureTests: XCTestCase {
+    func testTemperatureGradientMatchesCentralDifferences() {
+        var g = SeededGenerator(seed: 4)
+        var controller = Controller(grammar: NASBench101Grammar(hiddenSize: 8, temperature: 2.5), generator: &g, initRange: 0.5)
+        let sequence = controller.sample(generator: &g).sequence
+        var gradient = [Float](repeating: 0, count: controller.parameters.count)
+        _ = controller.accumulatePolicyGradient(sequence: sequence, advantage: 0.7, entropyCoefficient: 0.3, into: &gradient)
+        func loss(_ c: Controller) -> Double {
+            var scratch = [Float](repeating: 0, count: c.parameters.count)
+            let r = c.accumulatePolicyGradient(sequence: sequence, advantage: 0, entropyCoefficient: 0, into: &scratch)
+            return -0.7 * r.logProbability - 0.3 * r.entropy
+        }
+        for index in stride(from: 0, to: controller.parameters.count, by: 97) {
+            let saved = controller.parameters[index]
+            controller.parameters[index] = saved + 1e-3
+            let up = loss(controller)
+            controller.parameters[index] = saved - 1e-3
+            let down = loss(controller)
+            controller.parameters[index] = saved
+            let numeric = (up - down) / 2e-3
+            XCTAssertEqual(Double(gradient[index]), numeric, accuracy: 2e-3 + 0.02 * abs(numeric), "parameter \(index)")
+        }
+        // A higher temperature flattens the policy: more entropy for the same weights.
+        var r1 = SeededGenerator(seed: 1), r2 = SeededGenerator(seed: 1)
+        let hot = Controller(grammar: NASBench101Grammar(hiddenSize: 8, temperature: 5), generator: &r1, initRange: 0.5)
+        let cold = Controller(grammar: NASBench101Grammar(hiddenSize: 8), generator: &r2, initRange: 0.5)
+        var scratch = [Float](repeating: 0, count: hot.parameters.count)
+        let fixed = [UInt16](repeating: 0, count: 1) + cold.sample(generator: &g).sequence.dropFirst()
+        if cold.isValid(fixed) {
+            let eHot = hot.accumulatePolicyGradient(sequence: fixed, advantage: 0, entropyCoefficient: 0, into: &scratch).entropy
+            let eCold = cold.accumulatePolicyGradient(sequence: fixed, advantage: 0, entropyCoefficient: 0, into: &scratch).entropy
+            XCTAssertGreaterThan(eHot, eCold)
+        }
+    }
+}

@@ -93,6 +93,40 @@ final class ResumeTests: XCTestCase {
         XCTAssertLessThan(state.iteration, 5000)
     }
 
+    /// Worker processes keep running while the coordinator is killed and resumed, and rejoin it.
+    func testRemoteWorkersRejoinAResumedCoordinator() throws {
+        guard let binary = ProcessClusterTests.binary else { throw XCTSkip("ctnas executable not built beside the tests") }
+        _ = try SharedTable.space()
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("ctnas-rejoin-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: root) }
+        var schedule = Self.schedule
+        schedule.removeSubrange(schedule.firstIndex(of: "--workers")!...(schedule.firstIndex(of: "--workers")! + 1))
+        let reference = root.appendingPathComponent("reference"), dir = root.appendingPathComponent("cluster")
+        XCTAssertEqual(try run(["search", "--workers", "1", "--data", SharedTable.path, "--output", reference.path] + schedule).terminationStatus, 0)
+
+        let endpoint = "tcp://127.0.0.1:\(try ProcessClusterTests.freePort())"
+        let workers = try (0..<2).map { k -> Process in
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: binary)
+            p.arguments = ["worker", "--connect", endpoint, "--id", "survivor-\(k)"]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            return p
+        }
+        defer { for w in workers where w.isRunning { kill(w.processIdentifier, SIGKILL) } }
+        let killed = try run(["coordinator", "--listen", endpoint, "--min-workers", "2", "--data", SharedTable.path,
+                              "--output", dir.path] + schedule, fault: "iteration:90")
+        XCTAssertEqual(killed.terminationReason, .uncaughtSignal)
+        XCTAssertTrue(workers.allSatisfy(\.isRunning), "workers must outlive the coordinator")
+        let resumed = try run(["coordinator", "--resume", dir.path, "--quiet"])
+        XCTAssertEqual(resumed.terminationStatus, 0)
+        XCTAssertEqual(try digest(dir), try digest(reference))
+        let deadline = Date().addingTimeInterval(30)
+        while workers.contains(where: \.isRunning) && Date() < deadline { usleep(50_000) }
+        XCTAssertFalse(workers.contains(where: \.isRunning), "workers should stand down when the resumed search ends")
+    }
+
     func digest(_ dir: URL) throws -> String {
         let text = try String(contentsOf: dir.appendingPathComponent("result.json"), encoding: .utf8)
         return try XCTUnwrap(JSON.parse(text)["state_digest"]?.stringValue)

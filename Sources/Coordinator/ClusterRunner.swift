@@ -343,7 +343,10 @@ private final class IOLoop: @unchecked Sendable {
         let router: ZMQSocket, wake: ZMQSocket
         do {
             router = try ZMQSocket(context: context, kind: .router)
-            try router.set([.routerMandatory(true), .maxMessageSize(Int64(Wire.maxMessageSize)), .lingerMs(0)])
+            // Per-peer queues are bounded below ZeroMQ's default of 1000 messages: a worker never
+            // has more than its capacity (≤ 256 jobs) plus weights and heartbeats in flight.
+            try router.set([.routerMandatory(true), .maxMessageSize(Int64(Wire.maxMessageSize)), .lingerMs(0),
+                            .sendHighWaterMark(512), .receiveHighWaterMark(512)])
             if let curveSecretKey {
                 try router.curveServer(secretKey: curveSecretKey)
                 try router.set(.zapDomain(CurveSecurity.zapDomain))

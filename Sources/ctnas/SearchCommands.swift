@@ -17,7 +17,7 @@ enum SearchCommands {
         .value("--samples-per-update", "N", "preset", "controller samples per policy update"),
         .value("--baseline-every", "N", "preset", "iterations between baseline updates"),
         .value("--explore-every", "N", "preset", "iterations between data explorations (pseudo-labels + comparator re-training)"),
-        .value("--initial-baseline", "KIND", "best-labelled (paper: uniform)", "uniform: a uniform sample (original code); best-labelled: the best cell the search has a label for"),
+        .value("--initial-baseline", "KIND", "uniform", "uniform: a uniform sample (original code); best-labelled: the best cell the search has a label for"),
         .value("--pairing", "KIND", "partner", "comparator training pairs: partner (each cell against a shuffled partner, original), all, or top (pairs with a top-fifth labelled cell)"),
         .value("--baseline-rule", "KIND", "best", "best: the curriculum's best becomes the baseline; new: the best of the new samples (original code)"),
         .value("--shards", "N", "8", "jobs per batch; fixed, so results do not depend on the number of workers"),

@@ -29,10 +29,18 @@ enum Linear {
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
-    /// y[m] = A[m×n] · x[n] + beta · y (hand loop: the controller's matrices are 256×64, too small for BLAS call overhead).
+    /// Below this many multiply-adds a hand loop beats a BLAS call's overhead.
+    static let blasThreshold = 2048
+
+    /// y[m] = A[m×n] · x[n] (+ y when accumulating).
     @inline(__always)
     static func matVec(_ a: UnsafePointer<Float>, rows m: Int, cols n: Int,
                        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        if m * n >= blasThreshold {
+            _ = configured
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(m), Int32(n), 1, a, Int32(n), x, 1, accumulate ? 1 : 0, y, 1)
+            return
+        }
         for i in 0..<m {
             let row = a + i * n
             var s0: Float = 0, s1: Float = 0, s2: Float = 0, s3: Float = 0
@@ -52,6 +60,11 @@ enum Linear {
     @inline(__always)
     static func matTVecAccumulate(_ a: UnsafePointer<Float>, rows m: Int, cols n: Int,
                                   _ g: UnsafePointer<Float>, _ x: UnsafeMutablePointer<Float>) {
+        if m * n >= blasThreshold {
+            _ = configured
+            cblas_sgemv(CblasRowMajor, CblasTrans, Int32(m), Int32(n), 1, a, Int32(n), g, 1, 1, x, 1)
+            return
+        }
         for i in 0..<m {
             let gi = g[i]
             if gi == 0 { continue }
@@ -64,6 +77,11 @@ enum Linear {
     @inline(__always)
     static func outerAccumulate(_ g: UnsafePointer<Float>, rows m: Int, _ x: UnsafePointer<Float>, cols n: Int,
                                 into a: UnsafeMutablePointer<Float>) {
+        if m * n >= blasThreshold {
+            _ = configured
+            cblas_sger(CblasRowMajor, Int32(m), Int32(n), 1, g, 1, x, 1, a, Int32(n))
+            return
+        }
         for i in 0..<m {
             let gi = g[i]
             if gi == 0 { continue }

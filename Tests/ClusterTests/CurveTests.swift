@@ -319,9 +319,14 @@ final class CurveTests: XCTestCase {
 
         auth.stop()
         auth.stop()
-        // Stopped: the endpoint is free for a new handler.
-        let next = try ZAPAuthenticator(context: context, authorizedKeys: [])
-        next.stop()
+        // Stopped: the endpoint is free for a new handler once ZeroMQ's reaper has closed the
+        // old socket (closing is asynchronous, so allow it a moment).
+        var next: ZAPAuthenticator?
+        XCTAssertTrue(waitUntil(seconds: 5) {
+            next = try? ZAPAuthenticator(context: context, authorizedKeys: [])
+            return next != nil
+        }, "the ZAP endpoint was never released")
+        next?.stop()
     }
 
     // MARK: Listen rule

@@ -15,6 +15,7 @@ final class ClusterSetup {
     /// `keys`/`insecure` as the user gave them: the listen rule and CurveZMQ are applied here.
     init(space: any SearchSpace, listen: String?, localWorkers: Int, keys: String? = nil, insecure: Bool = false,
          onEvent: @escaping @Sendable (ClusterEvent) -> Void) throws {
+        remote = listen.map { !$0.lowercased().hasPrefix("inproc://") } ?? false
         let (security, localSecurity) = try Keys.coordinatorSecurity(keys: keys, insecure: insecure, listen: listen, localWorkers: localWorkers)
         let context = try ZMQContext()
         let bind = listen ?? "inproc://ctnas-\(getpid())"
@@ -34,10 +35,18 @@ final class ClusterSetup {
         }
     }
 
+    private var remote: Bool
+    private var stopped = false
+
+    /// Stands the workers down. Remote workers get their standby from ZeroMQ's I/O thread after
+    /// the socket closes (linger); the process must live that long or the frame is lost.
     func shutdown() {
+        guard !stopped else { return }
+        stopped = true
         hangup?.cancel()
         runner.shutdown()
         nodes.forEach { $0.stop() }
+        if remote { Thread.sleep(forTimeInterval: 0.5) }
     }
 
     deinit { shutdown() }

@@ -129,6 +129,9 @@ enum SearchCommands {
         guard let format = args.string("--log-format"), ["text", "json"].contains(format) else {
             throw UsageError(message: "option --log-format expects text or json")
         }
+        // Installed first, so a signal during start-up (loading, waiting for workers) stops cleanly.
+        let announcer = Announcer()
+        let stop = StopRequest.installed(say: { announcer.say($0) })
         let (manifest, output, resume) = try manifest(args, command: command)
         let (space, _) = try DataLocation.Choice(space: manifest.space, data: manifest.data, dataset: manifest.dataset,
                                                  validationData: manifest.validationData).load()
@@ -151,9 +154,19 @@ enum SearchCommands {
         session.onEvent = display.event
         session.onStep = display.step
         sessionBox.session = session
-        let stop = StopRequest.installed(say: { display.message($0, always: true) })
+        announcer.route { display.message($0, always: true) }
         if localWorkers == 0 { log("waiting for \(minWorkers) worker(s) on \(runner.endpoint)") }
-        try runner.waitForWorkers(count: minWorkers, timeout: .seconds(localWorkers > 0 ? 60 : 86_400))
+        // Waits in short steps so SIGINT/SIGTERM can end a coordinator still waiting for workers.
+        let waitUntil = Date().addingTimeInterval(localWorkers > 0 ? 60 : 86_400)
+        while true {
+            do {
+                try runner.waitForWorkers(count: minWorkers, timeout: .seconds(1))
+                break
+            } catch {
+                if stop.requested { return 0 }
+                if Date() > waitUntil { throw error }
+            }
+        }
         log("searching \(space.name) with \(runner.liveWorkerCount) worker(s), preset \(manifest.options.preset), seed \(manifest.options.seed); writing \(output)")
         switch try session.run(workers: max(runner.liveWorkerCount, minWorkers), shouldStop: { stop.requested }) {
         case .interrupted:
@@ -179,6 +192,8 @@ enum SearchCommands {
         let security = try Keys.workerSecurity(args)
         if let warning = Keys.connectWarning(endpoint, secured: security != nil) { Keys.printWarning(warning) }
         let node = WorkerNode(endpoint: endpoint, executor: executor, threads: threads, workerId: id, security: security) { event in
+            // One line per job would flood a journal; connection changes are what operators need.
+            if case .jobReceived = event { return }
             FileHandle.standardError.write(Data("worker \(id): \(event)\n".utf8))
         }
         let stop = StopRequest.installed { node.stop() }
@@ -240,5 +255,16 @@ final class StopRequest: @unchecked Sendable {
             request.sources.append(source)
         }
         return request
+    }
+}
+
+/// Where stop messages go: plain stderr until the progress display exists.
+final class Announcer: @unchecked Sendable {
+    private let lock = NSLock()
+    private var sink: (@Sendable (String) -> Void)?
+    func route(_ sink: @escaping @Sendable (String) -> Void) { lock.lock(); self.sink = sink; lock.unlock() }
+    func say(_ line: String) {
+        lock.lock(); let sink = self.sink; lock.unlock()
+        if let sink { sink(line) } else { FileHandle.standardError.write(Data("\(line)\n".utf8)) }
     }
 }

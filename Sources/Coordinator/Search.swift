@@ -186,13 +186,9 @@ public final class Search {
             for j in (i + 1)..<validationRows.count { pairs.append((validationRows[i], validationRows[j])) }
         }
         let p = try score(pairs)
-        var index = [Int: Int]()
-        var k = 0
-        for i in 0..<(validationRows.count - 1) {
-            for j in (i + 1)..<validationRows.count { index[i * validationRows.count + j] = k; k += 1 }
-        }
+        // Pairs were listed row by row, so pair (i, j) sits after all pairs of rows before i.
         let n = validationRows.count
-        return KendallTau.pairwise(probabilities: { p[index[$0 * n + $1]!] },
+        return KendallTau.pairwise(probabilities: { i, j in p[i * n - i * (i + 1) / 2 + (j - i - 1)] },
                                    accuracies: validationRows.map { space.label(ofRow: $0) })
     }
 

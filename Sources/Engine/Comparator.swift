@@ -72,7 +72,7 @@ public struct ArchitectureComparator: Sendable {
 
     /// The two halves of the head applied to features: `u` scores a cell in first position,
     /// `v` in second. logit(a, b) = u[a] + v[b] + bias.
-    public func headProjections(features: [Float], count: Int) -> (u: [Float], v: [Float]) {
+    func headProjections(features: [Float], count: Int) -> (u: [Float], v: [Float]) {
         let d = configuration.embeddingDimension
         let head = layout.head
         var u = [Float](repeating: 0, count: count), v = [Float](repeating: 0, count: count)

@@ -90,7 +90,7 @@ enum Bench {
         }
 
         if args.has("--json") {
-            print(jsonLine(figures.map { ($0.key, $0.value) } + [("threads", 1)]))
+            print(JSON.object(figures.map { ($0.key, .number($0.value)) } + [("threads", .int(1))]).serialized())
         } else {
             print("ctnas bench — one thread; reference: PyTorch 2.15, one thread, same shapes (../shared/reference)")
             for f in figures {

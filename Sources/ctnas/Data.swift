@@ -86,15 +86,3 @@ enum DataLocation {
         return (NASBench101Space(table: table), Date().timeIntervalSince(start))
     }
 }
-
-func jsonLine(_ fields: [(String, Any)]) -> String {
-    "{" + fields.map { key, value -> String in
-        let v: String
-        switch value {
-        case let s as String: v = "\"\(s)\""
-        case let d as Double: v = d.isFinite ? "\(d)" : "null"
-        default: v = "\(value)"
-        }
-        return "\"\(key)\":\(v)"
-    }.joined(separator: ",") + "}"
-}

@@ -41,8 +41,8 @@ enum TrainComparator {
         let seconds = Date().timeIntervalSince(start)
         let tau = search.state.lastTau
         if json {
-            print(jsonLine([("kendall_tau", tau), ("seed", Int(options.seed)), ("epochs", options.comparatorEpochs),
-                            ("queries", options.queries), ("seconds", seconds)]))
+            print(JSON.object([("kendall_tau", .number(tau)), ("seed", .int(Int(options.seed))), ("epochs", .int(options.comparatorEpochs)),
+                               ("queries", .int(options.queries)), ("seconds", .number(seconds))]).serialized())
         } else {
             print("validation kendall tau \(String(format: "%.4f", tau)) after \(options.comparatorEpochs) epochs (\(String(format: "%.1f", seconds)) s)")
         }

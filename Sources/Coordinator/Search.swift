@@ -53,7 +53,7 @@ public final class Search {
             if state.iteration < options.iterations {
                 try controllerIteration()
             } else {
-                try updateBaseline()
+                try updateBaseline(samples: options.finalDeriveSamples)
                 state.phase = .finished
                 record(["event": .string("finished"), "best_row": .int(state.bestRow)])
             }
@@ -105,7 +105,7 @@ public final class Search {
         try policyUpdate()
         FaultInjection.reached("iteration")
         if i % options.baselineEvery == 0 {
-            try updateBaseline()
+            try updateBaseline(samples: options.deriveSamples)
         }
         state.iteration += 1
     }
@@ -263,9 +263,9 @@ public final class Search {
 
     /// Derive new samples, compare them and the current best pairwise, and keep the one with
     /// the highest summed win probability as both the best and the new baseline.
-    func updateBaseline() throws {
+    func updateBaseline(samples: Int) throws {
         var rows = [Int]()
-        for _ in 0..<options.deriveSamples {
+        for _ in 0..<samples {
             rows.append(try row(for: sampleController().sequence))
         }
         rows.append(state.bestRow)
@@ -285,7 +285,7 @@ public final class Search {
             state.baselineRow = rows[chosen]
         case .bestNewSample:
             // The original code's separate N × N comparison of the new samples alone.
-            let n = options.deriveSamples
+            let n = samples
             var newWins = [Double](repeating: 0, count: n)
             k = 0
             for i in rows.indices {
@@ -357,7 +357,7 @@ public final class Search {
             if let k = index[row] { return k }
             let k = UInt32(cells.count)
             index[row] = k
-            cells.append(space.encoding(ofRow: row))
+            cells.append(space.encoding(ofRow: row, widths: options.nodeWidths))
             return k
         }
         let indexed = pairs.map { CellPair(candidate: slot($0.0), reference: slot($0.1)) }

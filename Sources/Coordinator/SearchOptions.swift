@@ -1,3 +1,5 @@
+import Engine
+
 /// Everything that determines a search's result. Two runs with equal options on the same table
 /// end with the same state digest, however many workers they had.
 public struct SearchOptions: Codable, Sendable, Equatable {
@@ -12,6 +14,14 @@ public struct SearchOptions: Codable, Sendable, Equatable {
     /// How a batch's labelled cells are paired: each with one shuffled partner (the original
     /// code), or every ordered pair of distinct cells (same embeddings, far more comparisons).
     public var comparatorPairing: Pairing = .shuffledPartner
+    /// `channels` scales each op's embedding by the share of channels the space gives its node;
+    /// `uniform` is the paper's NAC, which sees ops only. Measured in the README ("Results").
+    public var nodeWidths: NodeWidths {
+        get { comparatorNodeWidths ?? .uniform }
+        set { comparatorNodeWidths = newValue }
+    }
+    /// Optional so that a run.json written before widths existed reads back as `uniform`, as it ran.
+    var comparatorNodeWidths: NodeWidths? = .channels
     /// `top`: every ordered pair of the batch in which at least one cell is in the top fifth of
     /// the labelled cells — the search only ever asks the comparator about good cells.
     public enum Pairing: String, Codable, Sendable { case shuffledPartner = "partner", allPairs = "all", topPairs = "top" }
@@ -25,6 +35,14 @@ public struct SearchOptions: Codable, Sendable, Equatable {
     public var meanRewardBaseline: Bool = false
     public var baselineEvery: Int = 500
     public var deriveSamples: Int = 10
+    /// Samples the last baseline update derives: the final pick is the best of these and the
+    /// curriculum's best, so a wider last look costs one scoring batch and finds more.
+    public var finalDeriveSamples: Int {
+        get { finalDeriveSampleCount ?? deriveSamples }
+        set { finalDeriveSampleCount = newValue }
+    }
+    /// Optional so that a run.json written before this setting existed resumes as it ran.
+    var finalDeriveSampleCount: Int? = 100
     public var exploreEvery: Int = 100
     /// Pseudo-labelled pairs per labelled pair in a comparator batch (the original pseudo_ratio).
     public var pseudoRatio: Double = 1.0
@@ -70,6 +88,7 @@ public struct SearchOptions: Codable, Sendable, Equatable {
         if samplesPerUpdate < 1 { return "--samples-per-update must be at least 1" }
         if baselineEvery < 1 || exploreEvery < 1 || evaluateEvery < 1 { return "--baseline-every, --explore-every and evaluation frequency must be positive" }
         if deriveSamples < 1 { return "derive samples must be positive" }
+        if finalDeriveSamples < 1 || finalDeriveSamples > 1000 { return "--final-samples must be in 1...1000" }
         if shards < 1 || shards > 4096 { return "--shards must be in 1...4096" }
         if pseudoRatio < 0 { return "pseudo ratio must not be negative" }
         return nil

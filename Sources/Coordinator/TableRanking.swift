@@ -16,20 +16,20 @@ public struct TableRanking {
 
     /// `cellsPerJob` cells go in each scoring job, the reference cell once more in each.
     public init(space: any SearchSpace, comparator: ArchitectureComparator, version: UInt64, reference: Int,
-                runner: JobRunner, cellsPerJob: Int = 4096) throws {
+                nodeWidths: NodeWidths, runner: JobRunner, cellsPerJob: Int = 4096) throws {
         let clock = ContinuousClock()
         let start = clock.now
         try runner.publish(Weights(kind: .comparator, version: version, parameters: comparator.parameters))
         var probabilities = [Float]()
         probabilities.reserveCapacity(space.cellCount)
-        let referenceCell = space.encoding(ofRow: reference)
+        let referenceCell = space.encoding(ofRow: reference, widths: nodeWidths)
         var first = 0
         let batchJobs = 64
         while first < space.cellCount {
             var jobs = [JobPayload]()
             while jobs.count < batchJobs && first < space.cellCount {
                 let last = min(first + cellsPerJob, space.cellCount)
-                let cells = [referenceCell] + (first..<last).map { space.encoding(ofRow: $0) }
+                let cells = [referenceCell] + (first..<last).map { space.encoding(ofRow: $0, widths: nodeWidths) }
                 let pairs = (1..<cells.count).map { CellPair(candidate: UInt32($0), reference: 0) }
                 jobs.append(.score(ScoreJob(comparatorVersion: version, cells: cells, pairs: pairs)))
                 first = last

@@ -1,8 +1,9 @@
 import Foundation
 
-/// The Neural Architecture ArchitectureComparator (NAC) of CTNAS: op embedding → graph convolutions over the
-/// cell DAG (aggregate over Aᵀ + I, residual, bias, ReLU) → mean over nodes → linear on the
-/// concatenated pair → sigmoid = P(first cell beats second).
+/// The Neural Architecture Comparator (NAC) of CTNAS: op embedding (scaled by the node's
+/// width, see `GraphEncoding.widths`) → graph convolutions over the cell DAG (aggregate over
+/// Aᵀ + I, residual, bias, ReLU) → mean over nodes → linear on the concatenated pair → sigmoid
+/// = P(first cell beats second). With full widths it is the paper's NAC exactly.
 ///
 /// Because the head is linear, a pair's logit splits into u(first) + v(second) + bias, so each
 /// distinct cell of a batch is embedded once however many pairs it is in.
@@ -60,6 +61,7 @@ public struct ArchitectureComparator: Sendable {
         cell.nodeCount <= configuration.maxNodes && cell.nodeCount > 0
             && cell.ops.allSatisfy { Int($0) < configuration.opCount }
             && cell.adjacency.allSatisfy { $0 <= 1 }
+            && cell.widths.count == cell.nodeCount && cell.widths.allSatisfy { (1...GraphEncoding.fullWidth).contains($0) }
     }
 
     // MARK: Inference

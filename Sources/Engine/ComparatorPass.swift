@@ -9,6 +9,8 @@ struct ForwardPass {
     var ops: [Int32]
     /// Bit j of `predecessors[c·N + i]` is set when cell c has an edge j → i.
     var predecessors: [UInt8]
+    /// Each node's width as a fraction (1 for every node of a cell encoded without widths).
+    var widths: [Float]
     /// Post-ReLU activations X₁ … X_L (X₀ is an embedding lookup and never stored).
     var activations: [[Float]] = []
     let keepActivations: Bool
@@ -22,11 +24,13 @@ struct ForwardPass {
         self.keepActivations = keepActivations
         ops = [Int32](repeating: 0, count: cells.count * nodes)
         predecessors = [UInt8](repeating: 0, count: cells.count * nodes)
+        widths = [Float](repeating: 1, count: cells.count * nodes)
         for (c, cell) in cells.enumerated() {
             let n = cell.nodeCount
             precondition(n <= nodes, "cell has more nodes than the comparator takes")
             for i in 0..<n {
                 ops[c * nodes + i] = Int32(cell.ops[i])
+                widths[c * nodes + i] = Float(cell.widths[i]) / Float(GraphEncoding.fullWidth)
                 var mask: UInt8 = 0
                 for j in 0..<n where cell.adjacency[j * n + i] != 0 { mask |= 1 << UInt8(j) }
                 predecessors[c * nodes + i] = mask
@@ -45,7 +49,7 @@ struct ForwardPass {
         let (d, nodes, cellCount) = (d, nodes, cellCount)
         comparator.parameters.withUnsafeBufferPointer { p in
             let base = p.baseAddress!
-            // Layer 0: X₀ W₀ is a row of (E W₀), computed once per op id.
+            // Layer 0: X₀ = width ⊙ E[op], so X₀ W₀ is a scaled row of (E W₀), computed once per op id.
             var table = [Float](repeating: 0, count: opCount * d)
             table.withUnsafeMutableBufferPointer { t in
                 Linear.gemm(m: opCount, n: d, k: d, a: base + layout.embedding, lda: d,
@@ -55,13 +59,17 @@ struct ForwardPass {
                 s.withUnsafeMutableBufferPointer { sp in
                     for r in 0..<rows {
                         let op = Int(ops[r])
-                        (sp.baseAddress! + r * d).update(from: t.baseAddress! + op * d, count: d)
+                        let row = sp.baseAddress! + r * d, w = widths[r]
+                        row.update(from: t.baseAddress! + op * d, count: d)
+                        if w != 1 { for k in 0..<d { row[k] *= w } }
                     }
                 }
             }
             x.withUnsafeMutableBufferPointer { xp in
                 for r in 0..<rows {
-                    (xp.baseAddress! + r * d).update(from: base + layout.embedding + Int(ops[r]) * d, count: d)
+                    let row = xp.baseAddress! + r * d, w = widths[r]
+                    row.update(from: base + layout.embedding + Int(ops[r]) * d, count: d)
+                    if w != 1 { for k in 0..<d { row[k] *= w } }
                 }
             }
             for l in 0..<layers {
@@ -189,7 +197,7 @@ struct ForwardPass {
                             }
                         }
                     } else {
-                        // Layer 0 input is an embedding lookup: group node gradients by op id.
+                        // Layer 0 input is a scaled embedding lookup: group width-weighted node gradients by op id.
                         var groupedS = [Float](repeating: 0, count: opCount * d)
                         var groupedY = [Float](repeating: 0, count: opCount * d)
                         ds.withUnsafeBufferPointer { dsp in
@@ -197,13 +205,14 @@ struct ForwardPass {
                                 for r in 0..<rows {
                                     let op = Int(ops[r])
                                     let s = dsp.baseAddress! + r * d, y = dyp.baseAddress! + r * d
+                                    let w = widths[r]
                                     groupedS.withUnsafeMutableBufferPointer { gs in
                                         let dst = gs.baseAddress! + op * d
-                                        for k in 0..<d { dst[k] += s[k] }
+                                        for k in 0..<d { dst[k] += w * s[k] }
                                     }
                                     groupedY.withUnsafeMutableBufferPointer { gy in
                                         let dst = gy.baseAddress! + op * d
-                                        for k in 0..<d { dst[k] += y[k] }
+                                        for k in 0..<d { dst[k] += w * y[k] }
                                     }
                                 }
                             }

@@ -142,7 +142,61 @@ public struct NASBench101Cell: Hashable, Sendable {
             paddedOps[i] = ops[i].rawValue
             for j in 0..<n { paddedAdjacency[i * size + j] = adjacency[i * n + j] }
         }
-        return GraphEncoding(ops: paddedOps, adjacency: paddedAdjacency)
+        var widths = [UInt8](repeating: GraphEncoding.fullWidth, count: size)
+        let moduleChannels = vertexChannels(input: Int(GraphEncoding.fullWidth), output: Int(GraphEncoding.fullWidth))
+        for i in 1..<max(n - 1, 1) { widths[i] = UInt8(moduleChannels[i]) }
+        return GraphEncoding(ops: paddedOps, adjacency: paddedAdjacency, widths: widths)
+    }
+
+    /// Channels of each vertex in a module with these input and output channels, by
+    /// NAS-Bench-101's `compute_vertex_channels`: the output concatenates the vertices feeding
+    /// it, so they split its channels; any other vertex takes the widest of its successors.
+    public func vertexChannels(input: Int, output: Int) -> [Int] {
+        let n = vertexCount
+        var channels = [Int](repeating: 0, count: n)
+        channels[0] = input
+        channels[n - 1] = output
+        guard n > 2 else { return channels }
+        func edge(_ i: Int, _ j: Int) -> Bool { adjacency[i * n + j] != 0 }
+        let feeding = (1..<(n - 1)).filter { edge($0, n - 1) }
+        var correction = output % feeding.count
+        for v in feeding {
+            channels[v] = output / feeding.count
+            if correction > 0 { channels[v] += 1; correction -= 1 }
+        }
+        for v in stride(from: n - 3, through: 1, by: -1) where !edge(v, n - 1) {
+            for successor in (v + 1)..<(n - 1) where edge(v, successor) {
+                channels[v] = max(channels[v], channels[successor])
+            }
+        }
+        return channels
+    }
+
+    /// Trainable parameters of the NAS-Bench-101 network built from this cell (stem, three
+    /// stacks of three modules doubling channels from 128, classifier), as its `model_builder`
+    /// counts them: convolutions without bias, batch norm scale and shift, dense with bias.
+    public var trainableParameters: Int {
+        let n = vertexCount
+        func convolution(_ kernel: Int, _ from: Int, _ to: Int) -> Int { kernel * kernel * from * to + 2 * to }
+        var total = convolution(3, 3, 128)
+        var input = 128, output = 128
+        for stack in 0..<3 {
+            if stack > 0 { output *= 2 }
+            for _ in 0..<3 {
+                let channels = vertexChannels(input: input, output: output)
+                for v in 1..<max(n - 1, 1) {
+                    if adjacency[v] != 0 { total += convolution(1, input, channels[v]) }
+                    switch ops[v] {
+                    case .conv3x3: total += convolution(3, channels[v], channels[v])
+                    case .conv1x1: total += convolution(1, channels[v], channels[v])
+                    default: break
+                    }
+                }
+                if n == 2 || adjacency[n - 1] != 0 { total += convolution(1, input, output) }
+                input = output
+            }
+        }
+        return total + output * 10 + 10
     }
 
     var packed: PackedNASBench101Cell {

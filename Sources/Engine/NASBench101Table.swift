@@ -20,6 +20,8 @@ public struct NASBench101Table: Sendable {
     private let testAccuracies: [Float]
     /// Only the original CTNAS JSON has validation accuracy; nil for the CSV.
     private let validationAccuracies: [Float]?
+    /// The CSV's trainable_params column (the JSON has none).
+    private let parameterCounts: [Int32]?
     private let rowOfHash: [MD5Value: Int32]
     private let ranks: [Int32]
     /// SHA-256 over the hashes and accuracies, so a checkpoint can tell it was made with
@@ -31,6 +33,8 @@ public struct NASBench101Table: Sendable {
     public func cell(at index: Int) -> NASBench101Cell { NASBench101Cell(packed: cells[index]) }
     public func hash(at index: Int) -> String { hashes[index].hex }
     public func testAccuracy(at index: Int) -> Float { testAccuracies[index] }
+    /// The file's parameter count for the row, when it has one.
+    public func trainableParameters(at index: Int) -> Int? { parameterCounts.map { Int($0[index]) } }
 
     /// The accuracy a search queries: validation accuracy where the file has it, otherwise test
     /// accuracy (the only one in the CSV).
@@ -179,6 +183,7 @@ public struct NASBench101Table: Sendable {
         hashes = rows.hashes
         testAccuracies = rows.testAccuracies
         validationAccuracies = rows.validationAccuracies
+        parameterCounts = rows.parameterCounts
         self.rowOfHash = rowOfHash
         self.ranks = ranks
         contentFingerprint = Self.contentDigest(rows)
@@ -212,9 +217,11 @@ private struct Rows {
     var hashes: [MD5Value] = []
     var testAccuracies: [Float] = []
     var validationAccuracies: [Float]?
+    var parameterCounts: [Int32]?
 
     init(withValidation: Bool) {
         validationAccuracies = withValidation ? [] : nil
+        parameterCounts = withValidation ? nil : []
     }
 
     mutating func reserve(_ count: Int) {
@@ -222,9 +229,11 @@ private struct Rows {
         hashes.reserveCapacity(count)
         testAccuracies.reserveCapacity(count)
         validationAccuracies?.reserveCapacity(count)
+        parameterCounts?.reserveCapacity(count)
     }
 
-    mutating func append(cell: PackedNASBench101Cell, hash: MD5Value, test: Float, validation: Float? = nil) {
+    mutating func append(cell: PackedNASBench101Cell, hash: MD5Value, test: Float, validation: Float? = nil, parameters: Int32? = nil) {
+        if let parameters { parameterCounts?.append(parameters) }
         cells.append(cell)
         hashes.append(hash)
         testAccuracies.append(test)
@@ -425,12 +434,14 @@ private struct CSVReader {
         }
         guard cell.isPruned else { throw error("cell is not pruned: some vertex is not on an input → output path") }
 
-        guard integer(paramsField) != nil else { throw error("trainable_params '\(string(paramsField))' is not a whole number") }
+        guard let parameters = integer(paramsField), parameters <= Int(Int32.max) else {
+            throw error("trainable_params '\(string(paramsField))' is not a whole number below 2³¹")
+        }
         guard integer(flopsField) != nil else { throw error("flops '\(string(flopsField))' is not a whole number") }
         guard let accuracy = unitInterval(accuracyField) else {
             throw error("test_acc_108ep_repeat0 '\(string(accuracyField))' is not a number in [0, 1]")
         }
-        rows.append(cell: cell, hash: hash, test: accuracy)
+        rows.append(cell: cell, hash: hash, test: accuracy, parameters: Int32(parameters))
     }
 
     private func bytes(_ field: Field) -> UnsafeRawBufferPointer {

@@ -13,7 +13,8 @@ import Engine
 /// produced one should send `error` instead; the encoder writes it anyway and the receiver rejects
 /// the frame.
 public enum Wire {
-    public static let version: UInt16 = 1
+    /// 2: cells carry a width per node.
+    public static let version: UInt16 = 2
     public static let maxMessageSize = 64 << 20
     /// Longest string, in UTF-8 bytes; encoding a longer one is a programmer error.
     public static let maxStringBytes = 4096
@@ -233,7 +234,7 @@ public enum Wire {
 
     /// Upper bound on the body size, so large jobs are written without regrowing the buffer.
     private static func bodySizeHint(_ message: Message) -> Int {
-        func cells(_ c: [GraphEncoding]) -> Int { 4 + c.count * (1 + maxNodes + maxNodes * maxNodes / 8) }
+        func cells(_ c: [GraphEncoding]) -> Int { 4 + c.count * (2 + 2 * maxNodes + maxNodes * maxNodes / 8) }
         switch message {
         case .weights(let x): return 13 + 4 * x.parameters.count
         case .job(let job):
@@ -347,6 +348,8 @@ private struct Writer {
             if k & 7 == 7 { bytes.append(byte); byte = 0 }
         }
         if (n * n) & 7 != 0 { bytes.append(byte) }
+        precondition(c.widths.count == n, "one width per node")
+        bytes.append(contentsOf: c.widths)
     }
 
     mutating func pairs(_ pairs: [CellPair], cellCount: Int) {
@@ -445,8 +448,8 @@ private struct Reader {
     }
 
     mutating func cells() throws(WireError) -> [GraphEncoding] {
-        // The smallest cell (one node) is 3 bytes: node count, one op, one adjacency byte.
-        let count = try count(elementSize: 3, limit: Wire.maxCells, what: "cell")
+        // The smallest cell (one node) is 4 bytes: node count, one op, one adjacency byte, one width.
+        let count = try count(elementSize: 4, limit: Wire.maxCells, what: "cell")
         var cells = [GraphEncoding]()
         cells.reserveCapacity(count)
         for _ in 0..<count { cells.append(try cell()) }
@@ -469,7 +472,13 @@ private struct Reader {
             throw .invalid("nonzero padding bits in cell adjacency")
         }
         offset += bitBytes
-        return GraphEncoding(ops: ops, adjacency: adjacency)
+        try need(n)
+        let widths = Array(bytes[offset..<offset + n])
+        offset += n
+        guard widths.allSatisfy({ (1...GraphEncoding.fullWidth).contains($0) }) else {
+            throw .invalid("cell width outside 1...\(GraphEncoding.fullWidth)")
+        }
+        return GraphEncoding(ops: ops, adjacency: adjacency, widths: widths)
     }
 
     mutating func pairs(_ count: Int, cellCount: Int) throws(WireError) -> [CellPair] {

@@ -26,7 +26,7 @@ enum Rank {
         defer { cluster.shutdown() }
         try cluster.runner.waitForWorkers(count: max(1, workers), timeout: .seconds(workers > 0 ? 60 : 86_400))
         let ranking = try TableRanking(space: space, comparator: state.comparator, version: state.comparatorVersion,
-                                       reference: state.baselineRow, runner: cluster.runner)
+                                       reference: state.baselineRow, nodeWidths: state.options.nodeWidths, runner: cluster.runner)
         let entries = ranking.top(top)
         let json = JSON.object([
             ("space", .string(space.name)), ("cells", .int(space.cellCount)),

@@ -19,6 +19,8 @@ enum SearchCommands {
         .value("--explore-every", "N", "preset", "iterations between data explorations (pseudo-labels + comparator re-training)"),
         .value("--initial-baseline", "KIND", "uniform", "uniform: a uniform sample (original code); best-labelled: the best cell the search has a label for"),
         .value("--pairing", "KIND", "partner", "comparator training pairs: partner (each cell against a shuffled partner, original), all, or top (pairs with a top-fifth labelled cell)"),
+        .value("--node-widths", "KIND", "channels", "channels: the comparator scales each op by its node's share of channels (NAS-Bench-101); uniform: ops only, the paper's NAC"),
+        .value("--final-samples", "N", "100", "samples the last baseline update compares with the curriculum's best to make the final pick (the others derive 10)"),
         .value("--baseline-rule", "KIND", "best", "best: the curriculum's best becomes the baseline; new: the best of the new samples (original code)"),
         .value("--shards", "N", "8", "jobs per batch; fixed, so results do not depend on the number of workers"),
         .value("--checkpoint-every", "N", "500", "steps (epochs or iterations) between checkpoints; also at each phase boundary"),
@@ -60,6 +62,7 @@ enum SearchCommands {
         try override("--samples-per-update", { o.samplesPerUpdate = $0 })
         try override("--baseline-every", { o.baselineEvery = $0 })
         try override("--explore-every", { o.exploreEvery = $0 })
+        try override("--final-samples", { o.finalDeriveSamples = $0 }, range: 1...1000)
         if args.given("--initial-baseline") {
             switch args.string("--initial-baseline")! {
             case "uniform": o.startFromBestLabelled = false
@@ -71,6 +74,10 @@ enum SearchCommands {
             throw UsageError(message: "option --pairing expects partner, all or top")
         }
         o.comparatorPairing = pairing
+        guard let widths = NodeWidths(rawValue: args.string("--node-widths")!) else {
+            throw UsageError(message: "option --node-widths expects channels or uniform")
+        }
+        o.nodeWidths = widths
         guard let rule = SearchOptions.BaselineRule(rawValue: args.string("--baseline-rule")!) else {
             throw UsageError(message: "option --baseline-rule expects best or new")
         }

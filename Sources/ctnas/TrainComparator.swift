@@ -10,6 +10,7 @@ enum TrainComparator {
         .value("--epochs", "E", "1000", "training epochs"),
         .value("--queries", "N", "423", "labelled training cells"),
         .value("--pairing", "KIND", "partner", "partner: each cell against one shuffled partner (original); all: every ordered pair in a batch"),
+        .value("--node-widths", "KIND", "channels", "channels: ops scaled by their node's share of channels; uniform: ops only (the paper's NAC)"),
         .value("--lr", "RATE", "0.0002", "Adam learning rate"),
         .value("--threads", "N", "1", "threads computing gradient shards"),
         .value("--shards", "N", "8", "gradient shards per batch (results do not depend on --threads)"),
@@ -28,6 +29,10 @@ enum TrainComparator {
             throw UsageError(message: "option --pairing expects partner or all")
         }
         options.comparatorPairing = pairing
+        guard let widths = NodeWidths(rawValue: args.string("--node-widths")!) else {
+            throw UsageError(message: "option --node-widths expects channels or uniform")
+        }
+        options.nodeWidths = widths
         options.comparatorLearningRate = Float(try args.double("--lr")!)
         let json = args.has("--json")
         let runner = DirectRunner(executor: JobExecutor(space: space), threads: threads)

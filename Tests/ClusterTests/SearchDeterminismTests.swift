@@ -79,6 +79,24 @@ final class SearchDeterminismTests: XCTestCase {
         XCTAssertEqual(direct.state.digest, one.digest)
     }
 
+    func testNodeWidthsOptionDecidesWhatWorkersSee() throws {
+        let space = try SharedTable.space()
+        // A row whose module splits its output among several vertices, so widths below 128 exist.
+        let row = try XCTUnwrap((0..<space.cellCount).first { space.encoding(ofRow: $0).widths.contains { $0 < GraphEncoding.fullWidth } })
+        var options = tinyOptions()
+        let runner = DirectRunner(executor: JobExecutor(space: space))
+        let channels = Search(space: space, state: SearchState(space: space, options: options), runner: runner) { _ in }
+        XCTAssertEqual(channels.cellsAndPairs([(row, row)]).0, [space.encoding(ofRow: row)])
+        options.nodeWidths = .uniform
+        let uniform = Search(space: space, state: SearchState(space: space, options: options), runner: runner) { _ in }
+        let sent = uniform.cellsAndPairs([(row, row)]).0
+        XCTAssertEqual(sent.map(\.ops), [space.encoding(ofRow: row).ops])
+        XCTAssert(sent[0].widths.allSatisfy { $0 == GraphEncoding.fullWidth })
+        // And the two comparators are different models: the same weights score the row differently.
+        let comparator = channels.state.comparator
+        XCTAssertNotEqual(comparator.features(of: [space.encoding(ofRow: row)]), comparator.features(of: sent))
+    }
+
     func testSearchGoesThroughEveryPhase() throws {
         let space = try SharedTable.space()
         let options = tinyOptions(seed: 5)

@@ -1,4 +1,6 @@
+import Foundation
 import XCTest
+import Engine
 @testable import Coordinator
 
 final class SearchOptionsTests: XCTestCase {
@@ -24,6 +26,25 @@ final class SearchOptionsTests: XCTestCase {
         o = SearchOptions(); o.samplesPerUpdate = 0
         XCTAssertNotNil(o.problem)
         XCTAssertNil(SearchOptions.named("nonsense"))
+    }
+
+    func testNewSettingsDefaultsAndOldManifestsReadAsTheyRan() throws {
+        XCTAssertEqual(SearchOptions().nodeWidths, .channels)
+        XCTAssertEqual(SearchOptions.paper.nodeWidths, .channels)
+        var o = SearchOptions()
+        o.nodeWidths = .uniform
+        let encoded = try JSONEncoder().encode(o)
+        XCTAssertEqual(try JSONDecoder().decode(SearchOptions.self, from: encoded), o)
+        // A run.json written before widths existed ran the paper's NAC: it must resume as one.
+        var object = try XCTUnwrap(JSONSerialization.jsonObject(with: try JSONEncoder().encode(SearchOptions())) as? [String: Any])
+        XCTAssertNotNil(object.removeValue(forKey: "comparatorNodeWidths"))
+        XCTAssertNotNil(object.removeValue(forKey: "finalDeriveSampleCount"))
+        let old = try JSONDecoder().decode(SearchOptions.self, from: try JSONSerialization.data(withJSONObject: object))
+        XCTAssertEqual(old.nodeWidths, .uniform)
+        XCTAssertEqual(old.finalDeriveSamples, old.deriveSamples, "the last update of an old run derived as many as the others")
+        XCTAssertEqual(SearchOptions().finalDeriveSamples, 100)
+        o = SearchOptions(); o.finalDeriveSamples = 0
+        XCTAssertEqual(o.problem, "--final-samples must be in 1...1000")
     }
 
     func testJSONRoundTripsThroughParse() throws {

@@ -155,6 +155,34 @@ final class NASBench101Tests: XCTestCase {
         XCTAssertFalse(encoding.hasEdge(from: 3, to: 2))
     }
 
+    func testParameterCountsMatchTheBenchmarksColumn() throws {
+        for row in RealRows.all {
+            let (_, adjacency, ops) = RealRows.parts(row)
+            let cell = try NASBench101Cell.pruning(adjacency: adjacency, ops: ops)
+            XCTAssertEqual(cell.trainableParameters, Int(row.split(separator: ",")[6])!, row)
+        }
+    }
+
+    func testVertexChannelsSplitTheOutputAmongItsFeeders() throws {
+        // Four 3×3 convolutions in parallel, each feeding the output: a quarter of the channels each.
+        var parallel = [UInt8](repeating: 0, count: 36)
+        for v in 1...4 { parallel[0 * 6 + v] = 1; parallel[v * 6 + 5] = 1 }
+        let wide = try NASBench101Cell.pruning(adjacency: parallel, ops: [.input] + Array(repeating: .conv3x3, count: 4) + [.output])
+        XCTAssertEqual(wide.vertexChannels(input: 128, output: 128), [128, 32, 32, 32, 32, 128])
+        XCTAssertEqual(wide.graphEncoding.widths, [128, 32, 32, 32, 32, 128, 128])
+        // A chain: only the last vertex feeds the output, so every vertex takes all 128.
+        var chain = [UInt8](repeating: 0, count: 36)
+        for v in 0..<5 { chain[v * 6 + v + 1] = 1 }
+        let deep = try NASBench101Cell.pruning(adjacency: chain, ops: [.input] + Array(repeating: .conv3x3, count: 4) + [.output])
+        XCTAssertEqual(deep.graphEncoding.widths, [128, 128, 128, 128, 128, 128, 128])
+        // Three feeders of 128: 43, 43, 42 (the remainder goes to the first); a vertex that only
+        // feeds a feeder takes its successor's width.
+        var split = [UInt8](repeating: 0, count: 36)
+        for (i, j) in [(0, 1), (1, 2), (0, 3), (0, 4), (2, 5), (3, 5), (4, 5)] { split[i * 6 + j] = 1 }
+        let mixed = try NASBench101Cell.pruning(adjacency: split, ops: [.input, .conv1x1, .conv3x3, .maxpool3x3, .conv3x3, .output])
+        XCTAssertEqual(mixed.vertexChannels(input: 128, output: 128), [128, 43, 43, 43, 42, 128])
+    }
+
     // MARK: The real table
 
     private static let realTablePath = URL(fileURLWithPath: #filePath)
@@ -181,6 +209,9 @@ final class NASBench101Tests: XCTestCase {
             XCTAssertEqual(Double(table.testAccuracy(at: index)), Double(row.split(separator: ",")[8])!, accuracy: 1e-7)
             XCTAssertEqual(table.label(at: index), table.testAccuracy(at: index), "the CSV has only test accuracy")
         }
+        // The channel split behind the comparator's node widths reproduces every parameter count.
+        let wrongParameterCounts = (0..<table.count).filter { table.trainableParameters(at: $0) != table.cell(at: $0).trainableParameters }
+        XCTAssertEqual(wrongParameterCounts.count, 0, "first rows whose parameter count differs: \(wrongParameterCounts.prefix(5))")
         XCTAssertNil(table.index(ofFingerprint: "0123456789abcdef0123456789abcdef"))
         XCTAssertNil(table.index(ofFingerprint: "not a hash"))
 

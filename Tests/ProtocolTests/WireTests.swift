@@ -82,7 +82,7 @@ final class WireTests: XCTestCase {
         let heartbeat = Envelope(requestId: 0x0102_0304_0506_0708, message: .heartbeat)
         let heartbeatBytes: [UInt8] = [
             0x43, 0x54, 0x4E, 0x53,  // "CTNS"
-            0x01, 0x00,  // version 1, LE
+            0x02, 0x00,  // version 2, LE
             0x03,  // type: heartbeat
             0x00,  // reserved
             0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,  // request id, LE
@@ -93,18 +93,18 @@ final class WireTests: XCTestCase {
         // Edges 0→1, 0→2, 1→2 are bits 1, 2, 5 of a 9-bit row-major stream, LSB first.
         let triangle = GraphEncoding(ops: [1, 2, 3], adjacency: [0, 1, 1,
                                                                   0, 0, 1,
-                                                                  0, 0, 0])
+                                                                  0, 0, 0], widths: [128, 32, 64])
         let single = GraphEncoding(ops: [7], adjacency: [0])
         let score = Envelope(requestId: 1, message: .job(Job(jobId: 2, payload: .score(ScoreJob(
             comparatorVersion: 3, cells: [triangle, single], pairs: [CellPair(candidate: 1, reference: 0)])))))
         let scoreBytes: [UInt8] = [
-            0x43, 0x54, 0x4E, 0x53, 0x01, 0x00, 0x07, 0x00, 1, 0, 0, 0, 0, 0, 0, 0,  // header, type job
+            0x43, 0x54, 0x4E, 0x53, 0x02, 0x00, 0x07, 0x00, 1, 0, 0, 0, 0, 0, 0, 0,  // header, type job
             2, 0, 0, 0, 0, 0, 0, 0,  // job id
             0x01,  // job kind: score
             3, 0, 0, 0, 0, 0, 0, 0,  // comparator version
             2, 0, 0, 0,  // cell count
-            3, 1, 2, 3, 0x26, 0x00,  // 3 nodes, ops, adjacency bits
-            1, 7, 0x00,  // 1 node, op, adjacency bits
+            3, 1, 2, 3, 0x26, 0x00, 128, 32, 64,  // 3 nodes, ops, adjacency bits, widths in 128ths
+            1, 7, 0x00, 128,  // 1 node, op, adjacency bits, full width
             1, 0, 0, 0,  // pair count
             1, 0, 0, 0, 0, 0, 0, 0,  // candidate 1, reference 0
         ]
@@ -113,7 +113,7 @@ final class WireTests: XCTestCase {
 
         let result = Envelope(requestId: 4, message: .result(JobResult(jobId: 2, payload: .scores([0.5, 1]))))
         let resultBytes: [UInt8] = [
-            0x43, 0x54, 0x4E, 0x53, 0x01, 0x00, 0x08, 0x00, 4, 0, 0, 0, 0, 0, 0, 0,  // header, type result
+            0x43, 0x54, 0x4E, 0x53, 0x02, 0x00, 0x08, 0x00, 4, 0, 0, 0, 0, 0, 0, 0,  // header, type result
             2, 0, 0, 0, 0, 0, 0, 0,  // job id
             0x01,  // result kind: scores
             2, 0, 0, 0,  // count
@@ -130,7 +130,8 @@ final class WireTests: XCTestCase {
         let valid = Wire.encode(Envelope(requestId: 1, message: .heartbeat))
         assertThrows(patched(valid, 0, [0x58]), .badMagic)
         assertThrows(Array("XXXX".utf8), .badMagic)
-        assertThrows(patched(valid, 4, [2, 0]), .unsupportedVersion(2))
+        assertThrows(patched(valid, 4, [1, 0]), .unsupportedVersion(1))
+        assertThrows(patched(valid, 4, [3, 0]), .unsupportedVersion(3))
         assertThrows(patched(valid, 4, [0, 1]), .unsupportedVersion(256))
         assertThrows(patched(valid, 4, [0, 0]), .unsupportedVersion(0))
         assertThrows(patched(valid, 6, [0]), .unknownType(0))
@@ -183,8 +184,8 @@ final class WireTests: XCTestCase {
     }
 
     func testCountLargerThanRemainingBytes() {
-        // Offsets: header 16, job id 8, job kind 1, version 8 → cell count at 33; 7 bytes follow it,
-        // so even 3 cells (3 bytes minimum each) cannot fit.
+        // Offsets: header 16, job id 8, job kind 1, version 8 → cell count at 33; 8 bytes follow it,
+        // so even 3 cells (4 bytes minimum each) cannot fit.
         let score = Wire.encode(Envelope(requestId: 0, message: .job(Job(jobId: 0, payload: .score(ScoreJob(
             comparatorVersion: 0, cells: [GraphEncoding(ops: [1], adjacency: [0])], pairs: []))))))
         for huge: UInt32 in [.max, 0x8000_0000, 3] {
@@ -214,6 +215,13 @@ final class WireTests: XCTestCase {
         }
         assertThrows(patched(score, 37, [0]), "nodes")
         assertThrows(patched(score, 37, [17]), "nodes")
+        // Widths at 43..<46, in 1...128.
+        XCTAssertEqual(try Wire.decode(patched(score, 43, [1, 64, 128])), Envelope(requestId: 0, message: .job(Job(jobId: 0,
+            payload: .score(ScoreJob(comparatorVersion: 0, cells: [GraphEncoding(ops: [1, 2, 3], adjacency: [UInt8](repeating: 0, count: 9),
+                                                                                  widths: [1, 64, 128])], pairs: []))))))
+        for width: UInt8 in [0, 129, 255] {
+            assertThrows(patched(score, 44, [width]), "width")
+        }
     }
 
     func testInvalidUTF8() {
@@ -400,7 +408,8 @@ private enum Samples {
     static func cell(_ g: inout SeededGenerator) -> GraphEncoding {
         let nodes = 1 + g.nextInt(below: 16)
         return GraphEncoding(ops: (0..<nodes).map { _ in UInt8(truncatingIfNeeded: g.next()) },
-                             adjacency: (0..<nodes * nodes).map { _ in UInt8(g.next() & 1) })
+                             adjacency: (0..<nodes * nodes).map { _ in UInt8(g.next() & 1) },
+                             widths: (0..<nodes).map { _ in UInt8(1 + g.nextInt(below: 128)) })
     }
 
     /// Mostly ordinary values, some arbitrary finite bit patterns (subnormals, huge exponents).

@@ -22,7 +22,7 @@ public enum Wire {
     static let magic: [UInt8] = Array("CTNS".utf8)
     static let headerSize = 16
     static let maxNodes = 16
-    /// Cells and sequences are far larger in memory than on the wire (a 3-byte cell becomes two
+    /// Cells and sequences are far larger in memory than on the wire (a 4-byte cell becomes three
     /// heap arrays), so their number is capped to keep a 64 MiB frame from expanding into gigabytes.
     static let maxCells = 1 << 20
     static let maxSequences = 1 << 20
@@ -334,7 +334,8 @@ private struct Writer {
         for c in cells { cell(c) }
     }
 
-    /// Adjacency goes as n² bits, row-major, least significant bit first, zero-padded to a byte.
+    /// Node count, n op ids, adjacency as n² bits (row-major, least significant bit first,
+    /// zero-padded to a byte), then n widths in 128ths.
     mutating func cell(_ c: GraphEncoding) {
         let n = c.ops.count
         precondition((1...Wire.maxNodes).contains(n), "cell must have 1...\(Wire.maxNodes) nodes")

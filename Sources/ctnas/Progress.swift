@@ -261,6 +261,9 @@ final class ProgressDisplay: @unchecked Sendable {
         case "worker_joined": return "worker \(s("worker")) joined with \(event["threads"]?.intValue ?? 0) thread(s)"
         case "worker_lost": return "worker \(s("worker")) lost: \(s("reason"))"
         case "worker_refused": return "ctnas: refused a worker from \(s("address")): \(s("reason"))"
+        case "message_dropped":
+            let hidden = event["not_shown_before"]?.intValue ?? 0
+            return "dropped a message from \(s("from")): \(s("reason"))" + (hidden > 0 ? " (and \(hidden) more not shown)" : "")
         default: return SearchSession.progressLine(event)
         }
     }

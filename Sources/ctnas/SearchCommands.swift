@@ -216,6 +216,8 @@ private final class SessionBox: @unchecked Sendable {
     let display: ProgressDisplay
     init(display: ProgressDisplay) { self.display = display }
     private var _session: SearchSession?
+    private var lastDropShown: ContinuousClock.Instant?
+    private var dropsHidden = 0
     var session: SearchSession? {
         get { lock.lock(); defer { lock.unlock() }; return _session }
         set { lock.lock(); _session = newValue; lock.unlock() }
@@ -227,6 +229,19 @@ private final class SessionBox: @unchecked Sendable {
         case .workerLost(let worker, let reason): fields = [("event", .string("worker_lost")), ("worker", .string(worker)), ("reason", .string(reason))]
         case .workerRefused(let address, let reason):
             fields = [("event", .string("worker_refused")), ("address", .string(address)), ("reason", .string(reason))]
+        case .messageDropped(let from, let reason):
+            // Shown (not kept in metrics) so a worker of another protocol version is noticed; a
+            // peer sending garbage as fast as it can gets one line per 10 s, not a flood.
+            let now = ContinuousClock.now
+            let shown: Int? = lock.withLock {
+                if let last = lastDropShown, now - last < .seconds(10) { dropsHidden += 1; return nil }
+                defer { lastDropShown = now; dropsHidden = 0 }
+                return dropsHidden
+            }
+            guard let hidden = shown else { return }
+            display.event(.object([("event", .string("message_dropped")), ("from", .string(from)), ("reason", .string(reason)),
+                                   ("not_shown_before", .int(hidden))]))
+            return
         default: return
         }
         session?.record(.object(fields))

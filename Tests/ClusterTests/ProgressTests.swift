@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 import Coordinator
+import Protocol
 
 /// `ctnas search` progress on stderr: JSON lines, timestamped text lines, and the live status
 /// line on a terminal (a pseudo-terminal from util-linux `script`). Runs the built binary.
@@ -63,6 +64,47 @@ final class ProgressTests: XCTestCase {
                 }
         }
         XCTAssertEqual(searchEvents(events), searchEvents(logged))
+    }
+
+    func testPeerOfAnotherProtocolVersionIsShownInTheLog() throws {
+        guard let binary = ProcessClusterTests.binary else { throw XCTSkip("ctnas executable not built beside the tests") }
+        let endpoint = "tcp://127.0.0.1:\(try ProcessClusterTests.freePort())"
+        // The same schedule, as a coordinator (which has no worker threads of its own).
+        var arguments = Array(try tinySearch([]).dropFirst())
+        if let k = arguments.firstIndex(of: "--workers") { arguments.removeSubrange(k...(k + 1)) }
+        let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("ctnas-version-\(getpid())-\(UInt32.random(in: 0 ... .max)).err")
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: errURL) }
+        let coordinator = Process()
+        coordinator.executableURL = URL(fileURLWithPath: binary)
+        coordinator.arguments = ["coordinator", "--listen", endpoint, "--min-workers", "1"] + arguments
+        coordinator.standardOutput = FileHandle.nullDevice
+        coordinator.standardError = try FileHandle(forWritingTo: errURL)
+        try coordinator.run()
+        defer { if coordinator.isRunning { coordinator.terminate() } }
+
+        // A worker from an older build: a valid hello whose header says protocol version 1.
+        let context = try ZMQContext()
+        let old = try ZMQSocket(context: context, kind: .dealer)
+        try old.set(.lingerMs(0))
+        try old.connect(endpoint)
+        var hello = Wire.encode(Envelope(requestId: 1, message: .hello(Hello(workerId: "old", threads: 1, engineVersion: 1))))
+        hello[4] = 1; hello[5] = 0
+        _ = try old.send([hello], dontWait: false)
+        let worker = Process()
+        worker.executableURL = URL(fileURLWithPath: binary)
+        worker.arguments = ["worker", "--connect", endpoint]
+        worker.standardOutput = FileHandle.nullDevice
+        worker.standardError = FileHandle.nullDevice
+        try worker.run()
+        defer { if worker.isRunning { worker.terminate() } }
+        let deadline = Date().addingTimeInterval(120)
+        while coordinator.isRunning && Date() < deadline { usleep(50_000) }
+        old.close()
+        XCTAssertFalse(coordinator.isRunning, "the search did not finish")
+        XCTAssertEqual(coordinator.terminationStatus, 0)
+        let log = try String(contentsOf: errURL, encoding: .utf8)
+        XCTAssert(log.contains("unsupported protocol version 1 (this build speaks \(Wire.version))"), log)
     }
 
     func testTextLogLinesAreTimestamped() throws {

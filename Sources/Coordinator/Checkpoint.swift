@@ -116,6 +116,9 @@ public struct CheckpointStore: Sendable {
         a.set("controller.m", floats: state.controllerOptimizer.firstMoment)
         a.set("controller.v", floats: state.controllerOptimizer.secondMoment)
         a.set("pseudo", words: state.pseudoPool.flatMap { [UInt64(bitPattern: Int64($0.first)), UInt64(bitPattern: Int64($0.second)), UInt64($0.label.bitPattern)] })
+        if !state.queriedRows.isEmpty {
+            a.set("queried", words: state.queriedRows.map { UInt64(bitPattern: Int64($0)) })
+        }
         return a.encoded()
     }
 
@@ -161,8 +164,10 @@ public struct CheckpointStore: Sendable {
             PseudoPair(first: Int(Int64(bitPattern: pseudo[$0])), second: Int(Int64(bitPattern: pseudo[$0 + 1])),
                        label: Float(bitPattern: UInt32(truncatingIfNeeded: pseudo[$0 + 2])))
         }
+        state.queriedRows = try a.has("queried") ? a.words("queried").map { Int(Int64(bitPattern: $0)) } : []
         let rows = 0..<space.cellCount
-        guard state.pseudoPool.allSatisfy({ rows.contains($0.first) && rows.contains($0.second) }),
+        guard state.queriedRows.allSatisfy({ rows.contains($0) }), state.queriedRows.count <= options.searchQueries,
+              state.pseudoPool.allSatisfy({ rows.contains($0.first) && rows.contains($0.second) }),
               state.phase == .pretraining || (rows.contains(state.baselineRow) && rows.contains(state.bestRow)) else {
             throw EngineError.corrupt("checkpoint names rows outside the table")
         }

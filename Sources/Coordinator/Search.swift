@@ -10,7 +10,8 @@ public final class Search {
     public private(set) var state: SearchState
     let runner: JobRunner
     let emit: (JSON) -> Void
-    let trainRows: [Int]
+    /// The cells labelled before the search; `trainRows` adds those queried during it.
+    let initialTrainRows: [Int]
     let validationRows: [Int]
     private var publishedComparator: UInt64 = 0
     private var publishedController: UInt64 = 0
@@ -22,21 +23,42 @@ public final class Search {
         self.runner = runner
         self.emit = emit
         let split = space.split(seed: state.options.seed, train: state.options.queries, validation: state.options.validationCells)
-        trainRows = split.train
+        // The full split, then held-back labels off its end: validation cells stay the same
+        // whichever share of the labels is spent during the search.
+        initialTrainRows = Array(split.train.prefix(state.options.queries - state.options.searchQueries))
         validationRows = split.validation
     }
+
+    /// Every cell the search has a label for so far.
+    var trainRows: [Int] { initialTrainRows + state.queriedRows }
 
     public var options: SearchOptions { state.options }
 
     /// The label at the top fifth of the labelled cells.
-    lazy var topLabelThreshold: Float = {
-        let labels = trainRows.map { space.label(ofRow: $0) }.sorted(by: >)
+    func topLabelThreshold(_ rows: [Int]) -> Float {
+        let labels = rows.map { space.label(ofRow: $0) }.sorted(by: >)
         return labels[min(labels.count - 1, labels.count / 5)]
-    }()
+    }
 
     /// The best labelled cell: the yardstick a search should beat.
-    public var bestLabelledRow: Int {
-        trainRows.max { space.label(ofRow: $0) < space.label(ofRow: $1) }!
+    public var bestLabelledRow: Int { highestLabelled(trainRows) }
+
+    /// The best of the cells labelled before the search, at random: the yardstick of a search
+    /// that spends labels during the search too.
+    public var bestLabelledUpFrontRow: Int { highestLabelled(initialTrainRows) }
+
+    /// Ties go to the earliest labelled.
+    func highestLabelled(_ rows: [Int]) -> Int {
+        var best = rows[0]
+        for row in rows.dropFirst() where space.label(ofRow: row) > space.label(ofRow: best) { best = row }
+        return best
+    }
+
+    /// What the search finally picks: the curriculum's best; with search queries, the
+    /// highest-labelled cell once the curriculum's final choice is labelled too, as a search that
+    /// has verified labels in hand reports the best it verified.
+    public var pickRow: Int {
+        options.searchQueries > 0 && state.phase == .finished ? bestLabelledRow : state.bestRow
     }
 
     /// Advances by one step (a pre-training epoch or a controller iteration). Returns false when finished.
@@ -54,8 +76,13 @@ public final class Search {
                 try controllerIteration()
             } else {
                 try updateBaseline(samples: options.finalDeriveSamples)
+                if options.searchQueries > 0 && !trainRows.contains(state.bestRow) && state.queriedRows.count < options.searchQueries {
+                    state.queriedRows.append(state.bestRow)
+                    record(["event": .string("query"), "iteration": .int(state.iteration), "count": .int(1), "rows": .array([.int(state.bestRow)]),
+                            "labels": .array([.number(Double(space.label(ofRow: state.bestRow)))]), "queried": .int(state.queriedRows.count)])
+                }
                 state.phase = .finished
-                record(["event": .string("finished"), "best_row": .int(state.bestRow)])
+                record(["event": .string("finished"), "best_row": .int(pickRow), "curriculum_best_row": .int(state.bestRow)] + describe("best", pickRow))
             }
             return state.phase != .finished
         case .finished:
@@ -115,7 +142,9 @@ public final class Search {
     /// One pass over the labelled cells in batches; each cell is paired with a shuffled partner
     /// from its batch, and with pseudo-labelled pairs mixed in once the pool exists.
     func comparatorEpoch(pseudo: Bool) throws -> (loss: Double, accuracy: Double) {
-        let order = state.generator.permutation(trainRows.count).map { trainRows[$0] }
+        let rows = trainRows
+        let order = state.generator.permutation(rows.count).map { rows[$0] }
+        let threshold = options.comparatorPairing == .topPairs ? topLabelThreshold(rows) : 0
         var lossSum = 0.0, correct = 0, pairCount = 0
         var start = 0
         while start < order.count {
@@ -133,7 +162,6 @@ public final class Search {
             case .allPairs:
                 for row in batch { for other in batch where other != row { add(row, other) } }
             case .topPairs:
-                let threshold = topLabelThreshold
                 for row in batch {
                     for other in batch where other != row && max(space.label(ofRow: row), space.label(ofRow: other)) >= threshold {
                         add(row, other)
@@ -300,6 +328,39 @@ public final class Search {
         }
         record(["event": .string("baseline"), "iteration": .int(state.iteration)] + describe("best", state.bestRow)
                + describe("baseline", state.baselineRow))
+        if state.phase == .searching && state.iteration < options.iterations {
+            try query(candidates: rows)
+        }
+    }
+
+    /// Spends this update's share of the held-back labels on the unlabelled cells most likely
+    /// to beat the baseline, out of the update's cells and `queryPool` more samples, then
+    /// re-trains the comparator so the next rewards already see them.
+    func query(candidates: [Int]) throws {
+        // One label stays for the curriculum's final choice.
+        let budget = options.searchQueries - 1 - state.queriedRows.count
+        guard budget > 0 else { return }
+        var pool = candidates
+        for _ in 0..<options.queryPool { pool.append(try row(for: sampleController().sequence)) }
+        var seen = Set(trainRows)
+        pool = pool.filter { seen.insert($0).inserted }
+        let p = try score(pool.map { ($0, state.baselineRow) })
+        let ranked = pool.indices.sorted { p[$0] != p[$1] ? p[$0] > p[$1] : $0 < $1 }.map { pool[$0] }
+        let updatesLeft = (options.iterations - 1) / options.baselineEvery - state.iteration / options.baselineEvery + 1
+        let share = (budget + updatesLeft - 1) / max(updatesLeft, 1)
+        let chosen = Array(ranked.prefix(share))
+        guard !chosen.isEmpty else { return }
+        state.queriedRows += chosen
+        record(["event": .string("query"), "iteration": .int(state.iteration), "count": .int(chosen.count), "rows": .array(chosen.map { .int($0) }),
+                "labels": .array(chosen.map { .number(Double(space.label(ofRow: $0))) }),
+                "queried": .int(state.queriedRows.count)])
+        guard options.epochsAfterQuery > 0 else { return }
+        var result = (loss: 0.0, accuracy: 0.0)
+        for _ in 0..<options.epochsAfterQuery { result = try comparatorEpoch(pseudo: true) }
+        state.lastTau = try kendallTau()
+        record(["event": .string("comparator_epoch"), "phase": .string("query"), "iteration": .int(state.iteration),
+                "loss": .number(result.loss), "accuracy": .number(result.accuracy), "kendall_tau": .number(state.lastTau),
+                "pseudo_pool": .int(state.pseudoPool.count)])
     }
 
     /// Data exploration: pair sampled cells with shuffled partners, label the pairs the

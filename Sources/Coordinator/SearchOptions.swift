@@ -8,6 +8,19 @@ public struct SearchOptions: Codable, Sendable, Equatable {
     /// Labelled cells the search may query (the original code's trainset_size).
     public var queries: Int = 423
     public var validationCells: Int = 100
+    /// Of `queries`, the labels held back at the start and spent during the search on the
+    /// unlabelled cells a baseline update ranks highest; the comparator re-trains on each new
+    /// label at once. 0 is the paper: every label up front, on random cells.
+    public var searchQueries: Int {
+        get { searchQueryCount ?? 0 }
+        set { searchQueryCount = newValue }
+    }
+    /// Optional so that a run.json written before this setting existed resumes as it ran.
+    var searchQueryCount: Int? = 0
+    /// Comparator epochs (labelled and pseudo-labelled pairs) right after a baseline update queried labels.
+    public var epochsAfterQuery: Int = 20
+    /// Extra controller samples a query ranks beside the baseline update's own cells.
+    public var queryPool: Int = 100
     public var comparatorEpochs: Int = 1000
     public var comparatorBatch: Int = 256
     public var comparatorLearningRate: Float = 2e-4
@@ -71,6 +84,12 @@ public struct SearchOptions: Codable, Sendable, Equatable {
         return o
     }
 
+    /// Labels a preset spends during the search out of `queries`: two fifths with the default
+    /// preset, none with the paper's (measured in the README, "Results").
+    public static func searchQueries(preset: String, queries: Int) -> Int {
+        preset == "paper" ? 0 : min(queries * 2 / 5, max(queries - 2, 0))
+    }
+
     public static func named(_ name: String) -> SearchOptions? {
         switch name {
         case "paper": return .paper
@@ -82,6 +101,7 @@ public struct SearchOptions: Codable, Sendable, Equatable {
     /// A problem with the options, or nil when they make a runnable search.
     public var problem: String? {
         if queries < 2 { return "--queries must be at least 2" }
+        if searchQueries < 0 || searchQueries > queries - 2 { return "--search-queries must be in 0...\(queries - 2) (--queries minus 2)" }
         if validationCells < 2 { return "validation cells must be at least 2" }
         if comparatorBatch < 1 { return "comparator batch must be positive" }
         if comparatorEpochs < 0 || iterations < 0 { return "epochs and iterations must not be negative" }

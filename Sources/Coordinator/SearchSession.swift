@@ -98,8 +98,18 @@ public final class SearchSession {
 
     func resultJSON(_ search: Search, workers: Int, seconds: Double) -> JSON {
         let state = search.state
-        let best = space.describe(row: state.bestRow)
-        let labelled = search.bestLabelledRow
+        let pick = search.pickRow
+        let best = space.describe(row: pick)
+        func summary(_ row: Int) -> JSON {
+            .object([("hash", .string(space.describe(row: row).hash)), ("test_accuracy", .number(Double(space.testAccuracy(ofRow: row)))),
+                     ("rank", .int(space.rank(ofRow: row)))])
+        }
+        var yardsticks: [(String, JSON)] = [("best_labelled", summary(search.bestLabelledRow))]
+        if options.searchQueries > 0 {
+            yardsticks += [("best_labelled_up_front", summary(search.bestLabelledUpFrontRow)),
+                           ("pick_rule", .string("the highest-labelled cell, after labelling the curriculum's final choice")),
+                           ("curriculum_best", summary(state.bestRow))]
+        }
         return .object([
             ("space", .string(space.name)), ("seed", .int(Int(options.seed))), ("preset", .string(options.preset)),
             ("workers", .int(workers)), ("queries", .int(options.queries)), ("iterations", .int(options.iterations)),
@@ -107,15 +117,10 @@ public final class SearchSession {
             ("best", .object([
                 ("hash", .string(best.hash)), ("ops", .array(best.ops.map(JSON.string))),
                 ("matrix", .array(best.matrix.map { .array($0.map(JSON.int)) })),
-                ("test_accuracy", .number(Double(space.testAccuracy(ofRow: state.bestRow)))),
-                ("rank", .int(space.rank(ofRow: state.bestRow))), ("percentile", .number(space.percentile(ofRow: state.bestRow))),
-            ])),
-            ("best_labelled", .object([
-                ("hash", .string(space.describe(row: labelled).hash)),
-                ("test_accuracy", .number(Double(space.testAccuracy(ofRow: labelled)))),
-                ("rank", .int(space.rank(ofRow: labelled))),
-            ])),
-            ("label_note", .string("labels and reported accuracies are the table's test accuracy (NAS-Bench-101: run 0 of 3)")),
+                ("test_accuracy", .number(Double(space.testAccuracy(ofRow: pick)))),
+                ("rank", .int(space.rank(ofRow: pick))), ("percentile", .number(space.percentile(ofRow: pick))),
+            ]))] + yardsticks + [
+            ("label_note", .string(space.labelNote)),
             ("wall_seconds", .number(seconds)),
             ("state_digest", .string(state.digest)),
             ("options", .object(optionFields)),
@@ -126,7 +131,10 @@ public final class SearchSession {
         [("comparator_epochs", .int(options.comparatorEpochs)), ("iterations", .int(options.iterations)),
          ("samples_per_update", .int(options.samplesPerUpdate)), ("baseline_every", .int(options.baselineEvery)),
          ("explore_every", .int(options.exploreEvery)), ("shards", .int(options.shards)),
-         ("pairing", .string(options.comparatorPairing.rawValue)), ("start_from_best_labelled", .bool(options.startFromBestLabelled))]
+         ("pairing", .string(options.comparatorPairing.rawValue)), ("start_from_best_labelled", .bool(options.startFromBestLabelled)),
+         ("node_widths", .string(options.nodeWidths.rawValue)), ("final_samples", .int(options.finalDeriveSamples)),
+         ("search_queries", .int(options.searchQueries)),
+         ("baseline_rule", .string(options.baselineRule.rawValue))]
     }
 
     public static func progressLine(_ event: JSON) -> String? {
@@ -140,6 +148,9 @@ public final class SearchSession {
             return "iteration \(event["iteration"]?.intValue ?? 0): comparator re-trained, tau \(f("kendall_tau")), pseudo pool \(event["pseudo_pool"]?.intValue ?? 0)"
         case "baseline":
             return "iteration \(event["iteration"]?.intValue ?? 0): best \(f("best_test_accuracy")) (rank \(event["best_rank"]?.intValue ?? 0))"
+        case "query":
+            let count = event["count"]?.intValue ?? 0
+            return "iteration \(event["iteration"]?.intValue ?? 0): labelled \(count) cell\(count == 1 ? "" : "s") (\(event["queried"]?.intValue ?? 0) in the search so far)"
         case "search_started":
             return "search started: baseline \(f("baseline_test_accuracy")) (rank \(event["baseline_rank"]?.intValue ?? 0))"
         default:

@@ -31,6 +31,8 @@ public struct SearchState: Sendable {
     public var baselineRow: Int = -1
     public var bestRow: Int = -1
     public var pseudoPool: [PseudoPair] = []
+    /// Cells labelled during the search (`SearchOptions.searchQueries`), in the order queried.
+    public var queriedRows: [Int] = []
     public var lastTau: Double = .nan
     /// Number of metrics events emitted, so a resumed run continues the file exactly.
     public var eventCount = 0
@@ -64,6 +66,11 @@ public struct SearchState: Sendable {
         word(Int64(baselineRow)); word(Int64(bestRow)); word(Int64(iteration)); word(Int64(epoch))
         word(Int64(pseudoPool.count))
         for p in pseudoPool { word(Int64(p.first)); word(Int64(p.second)); floats([p.label]) }
+        // Only when present, so digests of searches without search-time queries are unchanged.
+        if !queriedRows.isEmpty {
+            word(Int64(queriedRows.count))
+            for row in queriedRows { word(Int64(row)) }
+        }
         return Digest.hex(hasher.finalize())
     }
 }

@@ -29,6 +29,8 @@ public struct Archive: Sendable, Equatable {
         set(name, bytes: bytes)
     }
 
+    public func has(_ name: String) -> Bool { sections[name] != nil }
+
     public func bytes(_ name: String) throws(EngineError) -> [UInt8] {
         guard let b = sections[name] else { throw .corrupt("archive has no section '\(name)'") }
         return b

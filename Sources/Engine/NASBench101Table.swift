@@ -38,6 +38,7 @@ public struct NASBench101Table: Sendable {
 
     /// The accuracy a search queries: validation accuracy where the file has it, otherwise test
     /// accuracy (the only one in the CSV).
+    public var hasValidationAccuracy: Bool { validationAccuracies != nil }
     public func label(at index: Int) -> Float { validationAccuracies?[index] ?? testAccuracies[index] }
 
     public func index(ofFingerprint fingerprint: String) -> Int? {

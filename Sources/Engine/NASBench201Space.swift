@@ -52,6 +52,11 @@ public struct NASBench201Space: SearchSpace {
     public func encoding(ofRow row: Int) -> GraphEncoding { table.cell(at: row).graphEncoding }
     public func label(ofRow row: Int) -> Float { labels[row] }
     public func testAccuracy(ofRow row: Int) -> Float { testAccuracies[row] }
+    public var labelNote: String {
+        labelsAreValidationAccuracy
+            ? "labels are cifar10-valid validation accuracy; reported accuracies CIFAR-10 test accuracy (NAS-Bench-201, mean over seeds)"
+            : "labels and reported accuracies are \(dataset.rawValue) test accuracy (NAS-Bench-201, mean over seeds)"
+    }
     /// 1 is the highest test accuracy on the dataset; equal accuracies rank in row order.
     public func rank(ofRow row: Int) -> Int { Int(ranks[row]) }
 

@@ -10,10 +10,15 @@ public protocol SearchSpace: Sendable {
     /// SHA-256 over the table's content; checkpoints compare it to refuse another table.
     var tableFingerprint: String { get }
     func encoding(ofRow row: Int) -> GraphEncoding
+    /// What the comparator sees of a row: `encoding(ofRow:)` with what the space knows about
+    /// each node (`.channels`), or the ops alone as the paper's NAC sees them (`.uniform`).
+    func encoding(ofRow row: Int, widths: NodeWidths) -> GraphEncoding
     /// The accuracy a search may query for a labelled cell.
     func label(ofRow row: Int) -> Float
     /// The accuracy reported for a pick.
     func testAccuracy(ofRow row: Int) -> Float
+    /// What `label` and `testAccuracy` are, in words, for results to carry.
+    var labelNote: String { get }
     /// 1 for the table's best cell by test accuracy.
     func rank(ofRow row: Int) -> Int
     func describe(row: Int) -> CellDescription
@@ -24,6 +29,11 @@ public protocol SearchSpace: Sendable {
 }
 
 extension SearchSpace {
+    public func encoding(ofRow row: Int, widths: NodeWidths) -> GraphEncoding {
+        let cell = encoding(ofRow: row)
+        return widths == .channels ? cell : cell.withUniformWidths
+    }
+
     public func percentile(ofRow row: Int) -> Double { 100 * Double(rank(ofRow: row)) / Double(cellCount) }
 }
 
@@ -48,6 +58,11 @@ public struct NASBench101Space: SearchSpace {
     public func encoding(ofRow row: Int) -> GraphEncoding { table.cell(at: row).graphEncoding }
     public func label(ofRow row: Int) -> Float { table.label(at: row) }
     public func testAccuracy(ofRow row: Int) -> Float { table.testAccuracy(at: row) }
+    public var labelNote: String {
+        table.hasValidationAccuracy
+            ? "labels are the file's validation accuracy; reported accuracies its test accuracy"
+            : "labels and reported accuracies are the table's test accuracy (NAS-Bench-101: training run 0 of 3)"
+    }
     public func rank(ofRow row: Int) -> Int { table.rank(at: row) }
 
     public func describe(row: Int) -> CellDescription {

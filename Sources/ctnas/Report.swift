@@ -333,7 +333,9 @@ enum Report {
 
         // Baseline curriculum
         var references: [Chart.Reference] = []
-        if let labelled = result?["best_labelled"]?["test_accuracy"]?.doubleValue {
+        if let upFront = result?["best_labelled_up_front"]?["test_accuracy"]?.doubleValue {
+            references.append(.init(label: "best cell labelled up front " + fixed(upFront), y: upFront, color: palette.red))
+        } else if let labelled = result?["best_labelled"]?["test_accuracy"]?.doubleValue {
             references.append(.init(label: "best labelled cell " + fixed(labelled), y: labelled, color: palette.red))
         }
         html += "<section>\n<h2>Baseline curriculum</h2>\n<div class=\"grid\">\n"
@@ -403,7 +405,12 @@ enum Report {
             var detail = rankText(best["rank"]?.intValue)
             if let p = best["percentile"]?.doubleValue { detail += " · top \(fixed(p, 2)) %" }
             html += card("Best cell, test acc.", fixed(best["test_accuracy"]?.doubleValue), detail)
-            if let labelled = result["best_labelled"] {
+            if let upFront = result["best_labelled_up_front"] {
+                html += card("Best labelled up front", fixed(upFront["test_accuracy"]?.doubleValue), rankText(upFront["rank"]?.intValue) + " · the yardstick")
+                if let curriculum = result["curriculum_best"] {
+                    html += card("Curriculum's choice", fixed(curriculum["test_accuracy"]?.doubleValue), rankText(curriculum["rank"]?.intValue) + " · before labelling")
+                }
+            } else if let labelled = result["best_labelled"] {
                 html += card("Best labelled, test acc.", fixed(labelled["test_accuracy"]?.doubleValue), rankText(labelled["rank"]?.intValue) + " · the yardstick")
             }
             html += card("Kendall tau", fixed(result["comparator"]?["kendall_tau"]?.doubleValue ?? s.tau), "comparator, at the end")

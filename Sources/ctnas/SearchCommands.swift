@@ -9,9 +9,10 @@ import Worker
 enum SearchCommands {
     static let scheduleOptions: [OptionSpec] = [] + DataLocation.Choice.options + [
         .value("--output", "DIR", "runs/search-seed<seed>", "folder for result.json and metrics.jsonl"),
-        .value("--preset", "NAME", "default", "schedule: paper (1000 epochs, 10,000 iterations of one sample, baseline every 500, exploration every 100) or default"),
+        .value("--preset", "NAME", "default", "paper: the paper's schedule (1000 epochs, 10,000 iterations of one sample, baseline every 500, exploration every 100) with every label up front; default: the same schedule, spending 2/5 of the labels during the search"),
         .value("--seed", "N", "1", "seed of everything random"),
         .value("--queries", "N", "423 for nasbench101, 100 for nasbench201", "labelled cells the search may query"),
+        .value("--search-queries", "N", "2/5 of --queries; paper: 0", "of --queries, labels held back and spent during the search on the cells most likely to beat the baseline; the pick is then the highest-labelled cell"),
         .value("--comparator-epochs", "E", "preset", "comparator pre-training epochs"),
         .value("--iterations", "N", "preset", "controller iterations"),
         .value("--samples-per-update", "N", "preset", "controller samples per policy update"),
@@ -63,6 +64,8 @@ enum SearchCommands {
         try override("--baseline-every", { o.baselineEvery = $0 })
         try override("--explore-every", { o.exploreEvery = $0 })
         try override("--final-samples", { o.finalDeriveSamples = $0 }, range: 1...1000)
+        o.searchQueries = SearchOptions.searchQueries(preset: o.preset, queries: o.queries)
+        try override("--search-queries", { o.searchQueries = $0 }, range: 0...100_000_000)
         if args.given("--initial-baseline") {
             switch args.string("--initial-baseline")! {
             case "uniform": o.startFromBestLabelled = false
@@ -181,11 +184,16 @@ enum SearchCommands {
         case .finished(let result):
             display.finish()
             let best = result["best"]!
-            let labelled = result["best_labelled"]!
-            print(String(format: "best cell %@: test accuracy %.4f, rank %d (%.4f%%); best labelled cell %.4f (rank %d); comparator tau %.4f; %.1f s",
-                         best["hash"]!.stringValue!, best["test_accuracy"]!.doubleValue!, best["rank"]!.intValue!, best["percentile"]!.doubleValue!,
-                         labelled["test_accuracy"]!.doubleValue!, labelled["rank"]!.intValue!,
-                         result["comparator"]!["kendall_tau"]!.doubleValue!, result["wall_seconds"]!.doubleValue!))
+            // With search queries the pick is itself labelled; the yardstick is then the best of the random labels.
+            let yardstick = result["best_labelled_up_front"] ?? result["best_labelled"]!
+            let yardstickName = result["best_labelled_up_front"] == nil ? "best labelled cell" : "best cell labelled up front"
+            var line = String(format: "best cell %@: test accuracy %.4f, rank %d (%.4f%%); %@ %.4f (rank %d)",
+                              best["hash"]!.stringValue!, best["test_accuracy"]!.doubleValue!, best["rank"]!.intValue!, best["percentile"]!.doubleValue!,
+                              yardstickName, yardstick["test_accuracy"]!.doubleValue!, yardstick["rank"]!.intValue!)
+            if let curriculum = result["curriculum_best"] {
+                line += String(format: "; the curriculum's own choice %.4f (rank %d)", curriculum["test_accuracy"]!.doubleValue!, curriculum["rank"]!.intValue!)
+            }
+            print(line + String(format: "; comparator tau %.4f; %.1f s", result["comparator"]!["kendall_tau"]!.doubleValue!, result["wall_seconds"]!.doubleValue!))
             return 0
         }
     }

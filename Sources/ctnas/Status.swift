@@ -47,7 +47,7 @@ enum Status {
         ]
         if let result {
             var headline: [(String, JSON)] = []
-            for key in ["best", "best_labelled"] {
+            for key in ["best", "best_labelled", "best_labelled_up_front", "curriculum_best"] {
                 if let v = result[key] {
                     headline.append((key, .object(["hash", "test_accuracy", "rank", "percentile"].compactMap { k in v[k].map { (k, $0) } })))
                 }
@@ -104,8 +104,10 @@ enum Status {
             var line = "best \(best["hash"]?.stringValue ?? "?"): \(f(best["test_accuracy"]?.doubleValue)), rank \(best["rank"]?.intValue.map(String.init) ?? "–")"
             if let p = best["percentile"]?.doubleValue { line += " (top \(Report.fixed(p, 4)) %)" }
             rows.append(("result", line))
-            if let labelled = result["best_labelled"] {
-                rows.append(("", "best labelled \(f(labelled["test_accuracy"]?.doubleValue)), rank \(labelled["rank"]?.intValue.map(String.init) ?? "–")"))
+            for (key, name) in [("best_labelled", "best labelled"), ("best_labelled_up_front", "best labelled up front"), ("curriculum_best", "curriculum's choice")] {
+                if let cell = result[key] {
+                    rows.append(("", "\(name) \(f(cell["test_accuracy"]?.doubleValue)), rank \(cell["rank"]?.intValue.map(String.init) ?? "–")"))
+                }
             }
             var run: [String] = []
             if let tau = result["comparator"]?["kendall_tau"]?.doubleValue { run.append("tau \(f(tau))") }

@@ -60,6 +60,13 @@ final class ProcessClusterTests: XCTestCase {
         let reference = try launch(binary, ["search", "--workers", "1", "--output", undisturbed.path] + schedule)
         XCTAssertTrue(wait(reference, seconds: 300), "undisturbed search did not finish")
         XCTAssertEqual(reference.terminationStatus, 0)
+        // The default preset holds back 2/5 of the 60 labels for the search and picks the highest-labelled cell.
+        let result = try JSON.parse(String(contentsOf: undisturbed.appendingPathComponent("result.json"), encoding: .utf8))
+        XCTAssertEqual(result["options"]?["search_queries"]?.intValue, 24)
+        XCTAssertEqual(result["best"]?["hash"]?.stringValue, result["best_labelled"]?["hash"]?.stringValue)
+        XCTAssertNotNil(result["curriculum_best"]?["rank"]?.intValue)
+        let upFront = try XCTUnwrap(result["best_labelled_up_front"]?["test_accuracy"]?.doubleValue)
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(result["best"]?["test_accuracy"]?.doubleValue), upFront)
 
         let endpoint = "tcp://127.0.0.1:\(try Self.freePort())"
         let coordinator = try launch(binary, ["coordinator", "--listen", endpoint, "--min-workers", "3", "--output", disturbed.path] + schedule)

@@ -190,6 +190,28 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(result["state_digest"]?.stringValue, "defe0bb8539e975f1400a564896c8ef4c343394efc325af912111d4fc863a323")
     }
 
+    func testResultOfASearchWithSearchQueriesShowsTheUpFrontYardstick() throws {
+        let dir = try folder("queried", finished: true)
+        let queried = Self.result.replacingOccurrences(of: #""wall_seconds": 8.1,"#, with: """
+          "best_labelled_up_front": {"hash": "0938cdac67a1892821590d876bcfc6d9", "test_accuracy": 0.9377, "rank": 1804},
+          "curriculum_best": {"hash": "ea9270f536a1f1094f446246dad4fe89", "test_accuracy": 0.9351, "rank": 4410},
+          "wall_seconds": 8.1,
+        """)
+        XCTAssertNotEqual(queried, Self.result)
+        try Data(queried.utf8).write(to: dir.appendingPathComponent("result.json"))
+        let result = try XCTUnwrap(status(dir)["result"])
+        XCTAssertEqual(result["best_labelled_up_front"]?["rank"]?.intValue, 1804)
+        XCTAssertEqual(result["curriculum_best"]?["rank"]?.intValue, 4410)
+        let text = try ctnas(["status", dir.path])
+        XCTAssertTrue(text.stdout.contains("best labelled up front 0.9377"), text.stdout)
+        XCTAssertTrue(text.stdout.contains("curriculum's choice 0.9351"), text.stdout)
+        let html = try report(dir)
+        assertSelfContained(html)
+        XCTAssertTrue(html.contains("Best labelled up front"))
+        XCTAssertTrue(html.contains("best cell labelled up front 0.9377"))
+        XCTAssertTrue(html.contains("Curriculum&#39;s choice") || html.contains("Curriculum's choice"))
+    }
+
     func testStatusOfARunningSearch() throws {
         let dir = try folder("running", finished: false)
         let s = try status(dir)

@@ -8,7 +8,7 @@ import Worker
 /// with a run that was never interrupted.
 final class ResumeTests: XCTestCase {
     static let schedule = ["--seed", "6", "--queries", "60", "--comparator-epochs", "20", "--iterations", "240",
-                           "--baseline-every", "50", "--explore-every", "40", "--shards", "4", "--checkpoint-every", "30",
+                           "--baseline-every", "50", "--explore-every", "40", "--search-queries", "8", "--shards", "4", "--checkpoint-every", "30",
                            "--workers", "2", "--quiet"]
 
     func run(_ arguments: [String], fault: String? = nil) throws -> Process {
@@ -144,6 +144,7 @@ struct RelabelledSpace: SearchSpace {
     func encoding(ofRow row: Int) -> GraphEncoding { base.encoding(ofRow: row) }
     func label(ofRow row: Int) -> Float { base.label(ofRow: row) }
     func testAccuracy(ofRow row: Int) -> Float { base.testAccuracy(ofRow: row) }
+    var labelNote: String { base.labelNote }
     func rank(ofRow row: Int) -> Int { base.rank(ofRow: row) }
     func describe(row: Int) -> CellDescription { base.describe(row: row) }
     func row(forSequence sequence: [UInt16]) -> Int? { base.row(forSequence: sequence) }

@@ -135,4 +135,56 @@ final class SearchDeterminismTests: XCTestCase {
         let labelled = space.split(seed: options.seed, train: options.queries, validation: options.validationCells).train
         XCTAssertEqual(labelled.map { space.label(ofRow: $0) }.max(), space.label(ofRow: search.bestLabelledRow))
     }
+
+    func testSearchQueriesLabelTheCurriculumsFavouritesAndKeepDeterminism() throws {
+        let space = try SharedTable.space()
+        var options = tinyOptions(seed: 4)
+        options.searchQueries = 5
+        options.epochsAfterQuery = 2
+        options.queryPool = 10
+        let one = try runSearch(workers: 1, options: options, space: space)
+        let three = try runSearch(workers: 3, options: options, space: space)
+        XCTAssertEqual(one.digest, three.digest)
+
+        let search = Search(space: space, state: SearchState(space: space, options: options),
+                            runner: DirectRunner(executor: JobExecutor(space: space))) { _ in }
+        try search.runToEnd()
+        XCTAssertEqual(search.state.digest, one.digest)
+        let split = space.split(seed: options.seed, train: options.queries, validation: options.validationCells)
+        // Held back off the end of the split; the validation cells are those of a search without queries.
+        XCTAssertEqual(search.initialTrainRows, Array(split.train.prefix(options.queries - 5)))
+        XCTAssertEqual(search.validationRows, split.validation)
+        // Updates at iterations 0, 5 and 10 spend 2, 1 and 1 labels, each on a cell not labelled
+        // before; the last label goes to the curriculum's final choice unless it has one already.
+        let queried = search.state.queriedRows
+        let finalChoiceWasLabelled = !queried.contains(search.state.bestRow)
+        XCTAssertEqual(queried.count, finalChoiceWasLabelled ? 4 : 5)
+        XCTAssertEqual(Set(queried).count, queried.count)
+        XCTAssert(Set(queried).isDisjoint(with: search.initialTrainRows))
+        XCTAssertEqual(search.trainRows, search.initialTrainRows + queried)
+        XCTAssert(search.trainRows.contains(search.state.bestRow))
+        let queryEvents = one.events.filter { $0["event"]?.stringValue == "query" }
+        XCTAssertEqual(queryEvents.compactMap { $0["count"]?.intValue }, finalChoiceWasLabelled ? [2, 1, 1] : [2, 1, 1, 1])
+        XCTAssertEqual(queryEvents.flatMap { event -> [Int] in
+            guard case .array(let rows)? = event["rows"] else { return [] }
+            return rows.compactMap(\.intValue)
+        }, queried)
+        // Each query during the search is followed by the comparator re-training on the new labels.
+        let kinds = one.events.compactMap { $0["event"]?.stringValue }
+        for (k, kind) in kinds.enumerated() where kind == "query" && kinds[k + 1] != "finished" {
+            XCTAssertEqual(kinds[k + 1], "comparator_epoch")
+        }
+        // The pick is the highest-labelled cell; the curriculum's own choice is among the candidates.
+        let labels = search.trainRows.map { space.label(ofRow: $0) }
+        XCTAssertEqual(space.label(ofRow: search.pickRow), labels.max())
+        XCTAssertGreaterThanOrEqual(space.label(ofRow: search.pickRow), space.label(ofRow: search.state.bestRow))
+        let finished = try XCTUnwrap(one.events.last)
+        XCTAssertEqual(finished["best_row"]?.intValue, search.pickRow)
+        XCTAssertEqual(finished["curriculum_best_row"]?.intValue, search.state.bestRow)
+        // Without search queries the state carries none and the digest is another.
+        options.searchQueries = 0
+        let none = try runSearch(workers: 1, options: options, space: space)
+        XCTAssertNotEqual(none.digest, one.digest)
+        XCTAssertFalse(none.events.contains { $0["event"]?.stringValue == "query" })
+    }
 }

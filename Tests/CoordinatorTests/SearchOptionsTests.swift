@@ -39,12 +39,18 @@ final class SearchOptionsTests: XCTestCase {
         var object = try XCTUnwrap(JSONSerialization.jsonObject(with: try JSONEncoder().encode(SearchOptions())) as? [String: Any])
         XCTAssertNotNil(object.removeValue(forKey: "comparatorNodeWidths"))
         XCTAssertNotNil(object.removeValue(forKey: "finalDeriveSampleCount"))
+        XCTAssertNotNil(object.removeValue(forKey: "searchQueryCount"))
         let old = try JSONDecoder().decode(SearchOptions.self, from: try JSONSerialization.data(withJSONObject: object))
         XCTAssertEqual(old.nodeWidths, .uniform)
         XCTAssertEqual(old.finalDeriveSamples, old.deriveSamples, "the last update of an old run derived as many as the others")
+        XCTAssertEqual(old.searchQueries, 0, "an old run queried every label up front")
         XCTAssertEqual(SearchOptions().finalDeriveSamples, 100)
         o = SearchOptions(); o.finalDeriveSamples = 0
         XCTAssertEqual(o.problem, "--final-samples must be in 1...1000")
+        o = SearchOptions(); o.queries = 50; o.searchQueries = 49
+        XCTAssertEqual(o.problem, "--search-queries must be in 0...48 (--queries minus 2)")
+        o.searchQueries = 48
+        XCTAssertNil(o.problem)
     }
 
     func testJSONRoundTripsThroughParse() throws {

@@ -77,9 +77,7 @@ public final class Search {
             } else {
                 try updateBaseline(samples: options.finalDeriveSamples)
                 if options.searchQueries > 0 && !trainRows.contains(state.bestRow) && state.queriedRows.count < options.searchQueries {
-                    state.queriedRows.append(state.bestRow)
-                    record(["event": .string("query"), "iteration": .int(state.iteration), "count": .int(1), "rows": .array([.int(state.bestRow)]),
-                            "labels": .array([.number(Double(space.label(ofRow: state.bestRow)))]), "queried": .int(state.queriedRows.count)])
+                    label([state.bestRow])
                 }
                 state.phase = .finished
                 record(["event": .string("finished"), "best_row": .int(pickRow), "curriculum_best_row": .int(state.bestRow)] + describe("best", pickRow))
@@ -350,10 +348,7 @@ public final class Search {
         let share = (budget + updatesLeft - 1) / max(updatesLeft, 1)
         let chosen = Array(ranked.prefix(share))
         guard !chosen.isEmpty else { return }
-        state.queriedRows += chosen
-        record(["event": .string("query"), "iteration": .int(state.iteration), "count": .int(chosen.count), "rows": .array(chosen.map { .int($0) }),
-                "labels": .array(chosen.map { .number(Double(space.label(ofRow: $0))) }),
-                "queried": .int(state.queriedRows.count)])
+        label(chosen)
         guard options.epochsAfterQuery > 0 else { return }
         var result = (loss: 0.0, accuracy: 0.0)
         for _ in 0..<options.epochsAfterQuery { result = try comparatorEpoch(pseudo: true) }
@@ -361,6 +356,12 @@ public final class Search {
         record(["event": .string("comparator_epoch"), "phase": .string("query"), "iteration": .int(state.iteration),
                 "loss": .number(result.loss), "accuracy": .number(result.accuracy), "kendall_tau": .number(state.lastTau),
                 "pseudo_pool": .int(state.pseudoPool.count)])
+    }
+
+    func label(_ rows: [Int]) {
+        state.queriedRows += rows
+        record(["event": .string("query"), "iteration": .int(state.iteration), "count": .int(rows.count), "rows": .array(rows.map { .int($0) }),
+                "labels": .array(rows.map { .number(Double(space.label(ofRow: $0))) }), "queried": .int(state.queriedRows.count)])
     }
 
     /// Data exploration: pair sampled cells with shuffled partners, label the pairs the

@@ -123,6 +123,7 @@ public final class SearchSession {
             ("label_note", .string(space.labelNote)),
             ("wall_seconds", .number(seconds)),
             ("state_digest", .string(state.digest)),
+            ("blas_kernels", .string(blasKernelName)),
             ("options", .object(optionFields)),
         ])
     }

@@ -28,6 +28,7 @@ func fail(_ message: String, status: Int32) -> Never {
     exit(status)
 }
 
+KernelPinning.pinOrReexecute()
 let arguments = Array(CommandLine.arguments.dropFirst())
 guard let name = arguments.first else {
     print(topLevelHelp())

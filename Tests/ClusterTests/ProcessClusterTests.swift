@@ -67,6 +67,13 @@ final class ProcessClusterTests: XCTestCase {
         XCTAssertNotNil(result["curriculum_best"]?["rank"]?.intValue)
         let upFront = try XCTUnwrap(result["best_labelled_up_front"]?["test_accuracy"]?.doubleValue)
         XCTAssertGreaterThanOrEqual(try XCTUnwrap(result["best"]?["test_accuracy"]?.doubleValue), upFront)
+        // Every ctnas process on an AVX2 CPU runs OpenBLAS's Haswell kernels unless told otherwise.
+        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        if ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil && cpu.contains(" avx2") && cpu.contains(" fma") {
+            XCTAssertEqual(result["blas_kernels"]?.stringValue, "Haswell")
+        } else {
+            XCTAssertNotNil(result["blas_kernels"]?.stringValue)
+        }
 
         let endpoint = "tcp://127.0.0.1:\(try Self.freePort())"
         let coordinator = try launch(binary, ["coordinator", "--listen", endpoint, "--min-workers", "3", "--output", disturbed.path] + schedule)

@@ -76,7 +76,8 @@ public final class Search {
                 try controllerIteration()
             } else {
                 try updateBaseline(samples: options.finalDeriveSamples)
-                if options.searchQueries > 0 && !trainRows.contains(state.bestRow) && state.queriedRows.count < options.searchQueries {
+                if options.searchQueries > 0 && !trainRows.contains(state.bestRow) && !validationRows.contains(state.bestRow)
+                    && state.queriedRows.count < options.searchQueries {
                     label([state.bestRow])
                 }
                 state.phase = .finished
@@ -340,7 +341,8 @@ public final class Search {
         guard budget > 0 else { return }
         var pool = candidates
         for _ in 0..<options.queryPool { pool.append(try row(for: sampleController().sequence)) }
-        var seen = Set(trainRows)
+        // Validation cells stay unlabelled for the search, so tau keeps measuring unseen cells.
+        var seen = Set(trainRows + validationRows)
         pool = pool.filter { seen.insert($0).inserted }
         let p = try score(pool.map { ($0, state.baselineRow) })
         let ranked = pool.indices.sorted { p[$0] != p[$1] ? p[$0] > p[$1] : $0 < $1 }.map { pool[$0] }

@@ -157,12 +157,13 @@ final class SearchDeterminismTests: XCTestCase {
         // Updates at iterations 0, 5 and 10 spend 2, 1 and 1 labels, each on a cell not labelled
         // before; the last label goes to the curriculum's final choice unless it has one already.
         let queried = search.state.queriedRows
-        let finalChoiceWasLabelled = !queried.contains(search.state.bestRow)
+        let finalChoiceWasLabelled = !queried.contains(search.state.bestRow)  // or is a validation cell
         XCTAssertEqual(queried.count, finalChoiceWasLabelled ? 4 : 5)
         XCTAssertEqual(Set(queried).count, queried.count)
         XCTAssert(Set(queried).isDisjoint(with: search.initialTrainRows))
         XCTAssertEqual(search.trainRows, search.initialTrainRows + queried)
-        XCTAssert(search.trainRows.contains(search.state.bestRow))
+        XCTAssert(Set(queried).isDisjoint(with: search.validationRows), "tau's cells stay unlabelled")
+        XCTAssert(search.trainRows.contains(search.state.bestRow) || search.validationRows.contains(search.state.bestRow))
         let queryEvents = one.events.filter { $0["event"]?.stringValue == "query" }
         XCTAssertEqual(queryEvents.compactMap { $0["count"]?.intValue }, finalChoiceWasLabelled ? [2, 1, 1] : [2, 1, 1, 1])
         XCTAssertEqual(queryEvents.flatMap { event -> [Int] in

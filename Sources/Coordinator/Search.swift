@@ -327,7 +327,8 @@ public final class Search {
         }
         record(["event": .string("baseline"), "iteration": .int(state.iteration)] + describe("best", state.bestRow)
                + describe("baseline", state.baselineRow))
-        if state.phase == .searching && state.iteration < options.iterations {
+        // The final update (after the last iteration) labels only its choice, in `step`.
+        if state.iteration < options.iterations {
             try query(candidates: rows)
         }
     }

@@ -10,13 +10,6 @@ enum Linear {
         return true
     }()
 
-    /// The CPU kernels OpenBLAS chose when it loaded (for example "Haswell"); results are
-    /// bit-identical only between processes running the same kernels.
-    static var kernelName: String {
-        guard let name = openblas_get_corename() else { return "unknown" }
-        return String(cString: name)
-    }
-
     /// C[m×n] = alpha · op(A) · op(B) + beta · C, row-major with leading dimensions = column counts.
     @inline(__always)
     static func gemm(
@@ -98,6 +91,9 @@ enum Linear {
     }
 }
 
-/// The CPU kernels OpenBLAS runs in this process; results are bit-identical only between
-/// processes running the same kernels.
-public var blasKernelName: String { Linear.kernelName }
+/// The CPU kernels OpenBLAS chose when it loaded (for example "Haswell"); results are
+/// bit-identical only between processes running the same kernels.
+public var blasKernelName: String {
+    guard let name = openblas_get_corename() else { return "unknown" }
+    return String(cString: name)
+}

@@ -39,3 +39,10 @@ public struct GraphEncoding: Hashable, Sendable {
 public enum NodeWidths: String, Codable, Sendable, CaseIterable {
     case channels, uniform
 }
+
+extension SearchSpace {
+    public func encoding(ofRow row: Int, widths: NodeWidths) -> GraphEncoding {
+        let cell = encoding(ofRow: row)
+        return widths == .channels ? cell : cell.withUniformWidths
+    }
+}

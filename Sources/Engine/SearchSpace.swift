@@ -10,9 +10,6 @@ public protocol SearchSpace: Sendable {
     /// SHA-256 over the table's content; checkpoints compare it to refuse another table.
     var tableFingerprint: String { get }
     func encoding(ofRow row: Int) -> GraphEncoding
-    /// What the comparator sees of a row: `encoding(ofRow:)` with what the space knows about
-    /// each node (`.channels`), or the ops alone as the paper's NAC sees them (`.uniform`).
-    func encoding(ofRow row: Int, widths: NodeWidths) -> GraphEncoding
     /// The accuracy a search may query for a labelled cell.
     func label(ofRow row: Int) -> Float
     /// The accuracy reported for a pick.
@@ -29,11 +26,6 @@ public protocol SearchSpace: Sendable {
 }
 
 extension SearchSpace {
-    public func encoding(ofRow row: Int, widths: NodeWidths) -> GraphEncoding {
-        let cell = encoding(ofRow: row)
-        return widths == .channels ? cell : cell.withUniformWidths
-    }
-
     public func percentile(ofRow row: Int) -> Double { 100 * Double(rank(ofRow: row)) / Double(cellCount) }
 }
 

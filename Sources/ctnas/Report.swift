@@ -239,6 +239,14 @@ enum Report {
         return out
     }
 
+    /// What a pick is measured against: with search queries the pick is labelled itself, so the
+    /// best of the random labels; otherwise the best labelled cell.
+    static func yardstick(of result: JSON?) -> (name: String, cell: JSON)? {
+        if let upFront = result?["best_labelled_up_front"] { return ("best cell labelled up front", upFront) }
+        if let labelled = result?["best_labelled"] { return ("best labelled cell", labelled) }
+        return nil
+    }
+
     static func fixed(_ v: Double?, _ digits: Int = 4) -> String {
         guard let v, v.isFinite else { return "–" }
         return String(format: "%.\(digits)f", v)
@@ -333,10 +341,8 @@ enum Report {
 
         // Baseline curriculum
         var references: [Chart.Reference] = []
-        if let upFront = result?["best_labelled_up_front"]?["test_accuracy"]?.doubleValue {
-            references.append(.init(label: "best cell labelled up front " + fixed(upFront), y: upFront, color: palette.red))
-        } else if let labelled = result?["best_labelled"]?["test_accuracy"]?.doubleValue {
-            references.append(.init(label: "best labelled cell " + fixed(labelled), y: labelled, color: palette.red))
+        if let yardstick = yardstick(of: result), let accuracy = yardstick.cell["test_accuracy"]?.doubleValue {
+            references.append(.init(label: yardstick.name + " " + fixed(accuracy), y: accuracy, color: palette.red))
         }
         html += "<section>\n<h2>Baseline curriculum</h2>\n<div class=\"grid\">\n"
         html += figure(Chart(title: "Test accuracy of the pick", xLabel: "iteration", yLabel: "test accuracy",

@@ -184,12 +184,10 @@ enum SearchCommands {
         case .finished(let result):
             display.finish()
             let best = result["best"]!
-            // With search queries the pick is itself labelled; the yardstick is then the best of the random labels.
-            let yardstick = result["best_labelled_up_front"] ?? result["best_labelled"]!
-            let yardstickName = result["best_labelled_up_front"] == nil ? "best labelled cell" : "best cell labelled up front"
+            let yardstick = Report.yardstick(of: result)!
             var line = String(format: "best cell %@: test accuracy %.4f, rank %d (%.4f%%); %@ %.4f (rank %d)",
                               best["hash"]!.stringValue!, best["test_accuracy"]!.doubleValue!, best["rank"]!.intValue!, best["percentile"]!.doubleValue!,
-                              yardstickName, yardstick["test_accuracy"]!.doubleValue!, yardstick["rank"]!.intValue!)
+                              yardstick.name, yardstick.cell["test_accuracy"]!.doubleValue!, yardstick.cell["rank"]!.intValue!)
             if let curriculum = result["curriculum_best"] {
                 line += String(format: "; the curriculum's own choice %.4f (rank %d)", curriculum["test_accuracy"]!.doubleValue!, curriculum["rank"]!.intValue!)
             }
